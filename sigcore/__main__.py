@@ -1,0 +1,5 @@
+"""``python -m sigcore`` runs the command line."""
+
+from sigcore.cli import main
+
+main()
