@@ -55,7 +55,14 @@ def _root(
 
 def _load_commands() -> None:
     # Explicit list (no module scanning); each module adds its commands to app.
-    from sigcore.cli import files, imaging, run, symmetry_cmd  # noqa: F401
+    from sigcore.cli import (  # noqa: F401
+        compare,
+        files,
+        imaging,
+        plugins_cmd,
+        run,
+        symmetry_cmd,
+    )
 
     from sigcore.plugins import get_plugin_manager
 

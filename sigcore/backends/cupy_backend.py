@@ -1,0 +1,3 @@
+"""Built-in plugin module (contributions are being written)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""CLI commands (placeholder until filled in)."""
+
+from __future__ import annotations

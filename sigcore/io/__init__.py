@@ -1,0 +1,1 @@
+"""Built-in file formats (reader and writer plugins)."""
