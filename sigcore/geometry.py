@@ -49,7 +49,7 @@ def euler_to_matrix(angles: ArrayLike) -> NDArray[np.float64]:
     a = np.deg2rad(np.asarray(angles, dtype=np.float64))
     cr, ct, cp = np.cos(a[..., 0]), np.cos(a[..., 1]), np.cos(a[..., 2])
     sr, st, sp = np.sin(a[..., 0]), np.sin(a[..., 1]), np.sin(a[..., 2])
-    m = np.empty(a.shape[:-1] + (3, 3))
+    m = np.empty((*a.shape[:-1], 3, 3))
     m[..., 0, 0] = cp * ct * cr - sp * sr
     m[..., 0, 1] = cp * ct * sr + sp * cr
     m[..., 0, 2] = -cp * st
@@ -83,9 +83,12 @@ def matrix_to_euler(matrices: ArrayLike) -> NDArray[np.float64]:
     regular = sin_tilt > _GIMBAL_EPS
     psi = np.where(regular, np.arctan2(m[..., 1, 2], -m[..., 0, 2]), 0.0)
     rot = np.where(regular, np.arctan2(m[..., 2, 1], m[..., 2, 0]), 0.0)
-    # Gimbal lock: A = Rz'(psi +/- rot) Ry'(0 or 180); put it all in psi.
-    locked_psi = np.arctan2(m[..., 0, 1], m[..., 0, 0])
-    locked_psi = np.where(m[..., 2, 2] < 0, -locked_psi, locked_psi)
+    # Gimbal lock: tilt 0 gives A = Rz'(psi + rot), tilt 180 gives
+    # A = Rz'(psi - rot) diag(-1, 1, -1); put the whole angle in psi.
+    flipped = m[..., 2, 2] < 0
+    locked_psi = np.arctan2(
+        m[..., 0, 1], np.where(flipped, -m[..., 0, 0], m[..., 0, 0])
+    )
     psi = np.where(regular, psi, locked_psi)
     out = np.rad2deg(np.stack([rot, tilt, psi], axis=-1))
     out[..., 0] = _wrap180(out[..., 0])
@@ -151,7 +154,7 @@ def inplane_matrix(psi: ArrayLike) -> NDArray[np.float64]:
     """
     p = np.deg2rad(np.asarray(psi, dtype=np.float64))
     c, s = np.cos(p), np.sin(p)
-    m = np.zeros(p.shape + (3, 3))
+    m = np.zeros((*p.shape, 3, 3))
     m[..., 0, 0] = c
     m[..., 0, 1] = s
     m[..., 1, 0] = -s
