@@ -31,7 +31,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def sigcore_register_backends() -> list[type]:  # type: ignore[empty-body]
     """Contribute array backends.
 
-    Called once when the registry is built.
+    Called once per plugin when the registry is built
+    (:func:`sigcore.plugins.build_registry`); every plugin's list is collected
+    and a name registered twice is a :class:`~sigcore.errors.PluginError`.
 
     Returns
     -------
@@ -47,7 +49,9 @@ def sigcore_register_backends() -> list[type]:  # type: ignore[empty-body]
 def sigcore_register_metrics() -> list[type]:  # type: ignore[empty-body]
     """Contribute similarity metrics.
 
-    Called once when the registry is built.
+    Called once per plugin when the registry is built
+    (:func:`sigcore.plugins.build_registry`); every plugin's list is collected
+    and a name registered twice is a :class:`~sigcore.errors.PluginError`.
 
     Returns
     -------
@@ -62,7 +66,9 @@ def sigcore_register_metrics() -> list[type]:  # type: ignore[empty-body]
 def sigcore_register_readers() -> list[type]:  # type: ignore[empty-body]
     """Contribute file readers.
 
-    Called once when the registry is built.
+    Called once per plugin when the registry is built
+    (:func:`sigcore.plugins.build_registry`); every plugin's list is collected
+    and a name registered twice is a :class:`~sigcore.errors.PluginError`.
 
     Returns
     -------
@@ -77,7 +83,9 @@ def sigcore_register_readers() -> list[type]:  # type: ignore[empty-body]
 def sigcore_register_writers() -> list[type]:  # type: ignore[empty-body]
     """Contribute file writers.
 
-    Called once when the registry is built.
+    Called once per plugin when the registry is built
+    (:func:`sigcore.plugins.build_registry`); every plugin's list is collected
+    and a name registered twice is a :class:`~sigcore.errors.PluginError`.
 
     Returns
     -------
@@ -91,7 +99,9 @@ def sigcore_register_writers() -> list[type]:  # type: ignore[empty-body]
 def sigcore_register_executors() -> list[type]:  # type: ignore[empty-body]
     """Contribute executors that run image chunks (locally, on a cluster).
 
-    Called once when the registry is built.
+    Called once per plugin when the registry is built
+    (:func:`sigcore.plugins.build_registry`); every plugin's list is collected
+    and a name registered twice is a :class:`~sigcore.errors.PluginError`.
 
     Returns
     -------
@@ -116,6 +126,11 @@ def sigcore_register_commands(app: typer.Typer) -> None:
     ----------
     app : typer.Typer
         The root application; call ``app.command()(fn)`` on it.
+
+    Returns
+    -------
+    None
+        Commands are added to ``app`` in place.
     """
 
 
@@ -134,6 +149,11 @@ def sigcore_run_start(run: Any) -> None:
     ----------
     run : sigcore.scheduler.RunInfo
         The configuration, input summary and output directory.
+
+    Returns
+    -------
+    None
+        Observers must not modify ``run``.
     """
 
 
@@ -147,10 +167,16 @@ def sigcore_iteration_end(run: Any, iteration: int, state: Any) -> None:
     Parameters
     ----------
     run : sigcore.scheduler.RunInfo
+        The configuration, input summary and output directory.
     iteration : int
         0-based iteration number.
     state : sigcore.scheduler.IterationStats
         Figures of this iteration (alpha, significant pairs, timings, ...).
+
+    Returns
+    -------
+    None
+        Observers must not modify ``run`` or ``state``.
     """
 
 
@@ -163,5 +189,12 @@ def sigcore_run_end(run: Any, result: Any) -> None:
     Parameters
     ----------
     run : sigcore.scheduler.RunInfo
+        The configuration, input summary and output directory.
     result : sigcore.scheduler.ReconstructionResult
+        The final volume, assignments and per-iteration history.
+
+    Returns
+    -------
+    None
+        Observers must not modify ``run`` or ``result``.
     """

@@ -26,10 +26,12 @@ from sigcore.errors import BackendUnavailable, FormatError, PluginError
 
 __all__ = [
     "DEFAULT_PLUGINS",
+    "PluginInfo",
     "Registry",
     "build_registry",
     "create_backend",
     "default_registry",
+    "describe_plugins",
     "find_reader",
     "find_writer",
     "get_plugin_manager",
@@ -92,17 +94,48 @@ def get_plugin_manager(
     if autoload is None:
         autoload = not _autoload_disabled()
     if autoload:
-        try:
-            pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
-        except Exception as exc:  # a broken third-party plugin must be named
-            raise PluginError(f"cannot load a sigcore entry-point plugin: {exc}") from exc
+        _load_entry_points(pm)
     for plugin in extra:
-        pm.register(plugin)
+        try:
+            pm.register(plugin)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            raise PluginError(
+                f"cannot register plugin {_describe(plugin)}: {_one_line(exc)}"
+            ) from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc)) from exc
+        raise PluginError(_one_line(exc)) from exc
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Load the ``sigcore`` entry points one by one, naming the one that fails."""
+    import importlib.metadata
+
+    group = hookspecs.PROJECT_NAME
+    for dist in list(importlib.metadata.distributions()):
+        for ep in dist.entry_points:
+            if ep.group != group or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                pm.load_setuptools_entrypoints(group, name=ep.name)
+            except Exception as exc:  # a broken third-party plugin must be named
+                source = f"{dist.metadata['Name']} {dist.version}"
+                raise PluginError(
+                    f"entry point {ep.name} = {ep.value} (from {source}) is broken: "
+                    f"{type(exc).__name__}: {_one_line(exc)}"
+                ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _describe(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    return getattr(plugin, "__name__", None) or type(plugin).__name__
 
 
 def plugin_label(pm: pluggy.PluginManager, plugin: object) -> str:
@@ -159,11 +192,9 @@ def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     pm = pm or get_plugin_manager()
     registry = Registry()
     for kind in _CONTRACTS:
-        caller = getattr(pm.hook, f"sigcore_register_{kind}")
         table: dict[str, Any] = getattr(registry, kind)
-        for impl in reversed(caller.get_hookimpls()):  # built-ins first
-            label = plugin_label(pm, impl.plugin)
-            contributed = impl.function() or []
+        for plugin, contributed in _contributions(pm, kind):
+            label = plugin_label(pm, plugin)
             for cls in contributed:
                 _check_contract(kind, cls, label)
                 name = cls.name
@@ -178,6 +209,27 @@ def build_registry(pm: pluggy.PluginManager | None = None) -> Registry:
     return registry
 
 
+def _contributions(
+    pm: pluggy.PluginManager, kind: str
+) -> list[tuple[object, list[Any]]]:
+    """Call one registration hook per plugin: (plugin, contributed classes)."""
+    caller = getattr(pm.hook, f"sigcore_register_{kind}")
+    out = []
+    # get_hookimpls() lists trylast implementations (the built-ins) first and
+    # the ones called first last: contributions come built-ins first.
+    for impl in caller.get_hookimpls():
+        contributed = impl.function()
+        if contributed is None:
+            contributed = []
+        if not isinstance(contributed, list | tuple):
+            raise PluginError(
+                f"{plugin_label(pm, impl.plugin)}: sigcore_register_{kind}() must "
+                f"return a list of classes, not {type(contributed).__name__}"
+            )
+        out.append((impl.plugin, list(contributed)))
+    return out
+
+
 def _check_contract(kind: str, cls: object, label: str) -> None:
     missing = [attr for attr in _CONTRACTS[kind] if not hasattr(cls, attr)]
     if missing:
@@ -185,6 +237,116 @@ def _check_contract(kind: str, cls: object, label: str) -> None:
             f"{label} contributes {kind[:-1]} {cls!r} without "
             f"{', '.join(missing)} (see sigcore.protocols)"
         )
+    name = cls.name  # type: ignore[attr-defined]
+    if not isinstance(name, str) or not name:
+        raise PluginError(
+            f"{label} contributes {kind[:-1]} {cls!r} whose name is {name!r}, "
+            "not a non-empty string"
+        )
+    suffixes = getattr(cls, "suffixes", ())
+    if isinstance(suffixes, str) or not all(
+        isinstance(s, str) and s.startswith(".") for s in suffixes
+    ):
+        raise PluginError(
+            f"{label} contributes {kind[:-1]} {name!r} with suffixes {suffixes!r}; "
+            "expected a tuple of strings starting with '.'"
+        )
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin and what it contributes (for ``sigcore plugins``).
+
+    Attributes
+    ----------
+    name : str
+        Name in the plugin manager (module name for built-ins, entry-point
+        name for third-party plugins).
+    distribution : str
+        Distribution that provides it (``"sigcore"`` for built-ins).
+    version : str
+        Version of that distribution.
+    builtin : bool
+    hooks : tuple of str
+        The hooks it implements.
+    contributes : dict of str to list of dict
+        Per kind (``"backends"``, ``"metrics"``, ...), one dict per class:
+        ``name`` plus ``available`` (backends, executors), ``suffixes``
+        (readers, writers), ``higher_is_better`` (metrics).
+    """
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    hooks: tuple[str, ...]
+    contributes: dict[str, list[dict[str, Any]]]
+
+
+def describe_plugins(pm: pluggy.PluginManager | None = None) -> list[PluginInfo]:
+    """List every registered plugin with its distribution and contributions.
+
+    Parameters
+    ----------
+    pm : pluggy.PluginManager, optional
+        Defaults to a fresh :func:`get_plugin_manager`.
+
+    Returns
+    -------
+    list of PluginInfo
+        Built-ins first (in :data:`DEFAULT_PLUGINS` order), then third-party
+        plugins in registration order.
+
+    Raises
+    ------
+    PluginError
+        As :func:`build_registry` (the contributions are validated first).
+    """
+    from sigcore import __version__
+
+    pm = pm or get_plugin_manager()
+    build_registry(pm)
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    per_plugin: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    for kind in _CONTRACTS:
+        for plugin, contributed in _contributions(pm, kind):
+            entries = per_plugin.setdefault(id(plugin), {}).setdefault(kind, [])
+            entries.extend(_summary(kind, cls) for cls in contributed)
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        dist = dists.get(id(plugin))
+        builtin = name in DEFAULT_PLUGINS
+        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ()))
+        infos.append(
+            PluginInfo(
+                name=name,
+                distribution=dist.project_name
+                if dist
+                else ("sigcore" if builtin else ""),
+                version=dist.version if dist else (__version__ if builtin else ""),
+                builtin=builtin,
+                hooks=hooks,
+                contributes=per_plugin.get(id(plugin), {}),
+            )
+        )
+    return infos
+
+
+def _summary(kind: str, cls: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": cls.name}
+    if kind in ("backends", "executors"):
+        try:
+            entry["available"] = bool(cls.is_available())
+        except Exception as exc:  # a probe must not take the listing down
+            entry["available"] = False
+            entry["error"] = f"{type(exc).__name__}: {_one_line(exc)}"
+    if kind in ("readers", "writers"):
+        entry["suffixes"] = list(cls.suffixes)
+    if kind == "metrics":
+        entry["higher_is_better"] = bool(cls.higher_is_better)
+    return entry
 
 
 @functools.cache

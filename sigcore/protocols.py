@@ -207,9 +207,20 @@ class Writer(Protocol):
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs chunks of work, locally or on a cluster."""
+    """Runs chunks of work, locally or on a cluster.
+
+    Registered as a class by ``sigcore_register_executors`` and instantiated
+    with keyword options only (``LocalExecutor()``, ``DaskExecutor(address=...)``).
+    Data shared by all chunks travels inside ``fn`` (a ``functools.partial`` or
+    closure); a distributed executor ships it to the workers once per call.
+    """
 
     name: ClassVar[str]
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Say cheaply whether this executor can run here (imports nothing heavy)."""
+        ...
 
     def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any]) -> list[Any]:
         """Apply ``fn`` to every chunk and return the results in order."""

@@ -63,7 +63,6 @@ def _load_commands() -> None:
         run,
         symmetry_cmd,
     )
-
     from sigcore.plugins import get_plugin_manager
 
     try:
