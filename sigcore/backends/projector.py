@@ -1,0 +1,342 @@
+"""Projection and weighted direct Fourier reconstruction, written once against ``xp``.
+
+This module owns the two Fourier-space kernels every backend shares:
+:func:`project` (central-slice extraction) and :func:`reconstruct` (central-slice
+insertion with gridding weights, DESIGN §5.6). The code uses only functions that
+NumPy and CuPy both provide (``xp.fft``, fancy indexing, broadcasting); the one
+operation they spell differently, an unbuffered scatter-add, goes through
+:func:`_scatter_add`. No file formats, Euler angles or plugin machinery here.
+
+Grid conventions (shared by both kernels)
+-----------------------------------------
+A box of side ``n`` is zero-padded to ``N = pad * n`` (``N`` made even), the
+object's centre ``n // 2`` going to ``N // 2``. Fourier grids are kept in FFT
+order (origin at index 0, frequency ``k`` at index ``k mod N``), so trilinear
+neighbours wrap periodically without bounds checks. Frequencies are in grid
+units (``k / N`` cycles per pixel); only ``|k| < N / 2`` (the Nyquist sphere of
+the unpadded box) is used, which keeps both operators rotation-invariant.
+
+Trilinear interpolation on this grid is a convolution with a triangle kernel,
+whose real-space transform is ``sinc²(x / N)`` per axis (``x`` in pixels from
+the centre); both kernels divide by that product in real space (before the 3D
+FFT for projection, after the inverse FFT for reconstruction). With ``pad = 2``
+the residual error comes from the kernel's side lobes,
+``sinc²(1 - |x| / N)``: about 2 % of the local density a quarter box from the
+centre, less nearer the centre (the trade-off RELION's trilinear projector
+makes; a wider kernel would be more accurate and 3–8× slower).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sigcore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sigcore.imageset import PoseTable
+
+__all__ = ["project", "reconstruct"]
+
+# Fourier samples handled per batch (bounds the temporary arrays to ~100 MB).
+_POINTS_PER_BATCH = 1 << 21
+
+
+def _is_numpy(xp: Any) -> bool:
+    return getattr(xp, "__name__", "") == "numpy"
+
+
+def _scatter_add(xp: Any, target: Any, index: Any, values: Any) -> None:
+    """Add ``values`` into the flat array ``target`` at ``index`` (repeats summed)."""
+    if _is_numpy(xp):
+        target += np.bincount(index, weights=values, minlength=target.size)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+def _padded_size(n: int, pad: float) -> int:
+    if pad < 1:
+        raise ConfigError(f"pad must be >= 1, got {pad}")
+    size = int(np.ceil(pad * n))
+    return size + (size % 2)
+
+
+def _sinc2_correction(n: int, size: int, xp: Any) -> Any:
+    """Return ``prod_i sinc²(x_i / size)`` on the ``n``-box, shape (n, n, n), float32.
+
+    ``x_i`` is the pixel offset from the centre ``n // 2`` along each axis.
+    """
+    x = (xp.arange(n, dtype=xp.float64) - n // 2) / size
+    s = (xp.sinc(x) ** 2).astype(xp.float32)
+    return s[:, None, None] * s[None, :, None] * s[None, None, :]
+
+
+def _frequencies(size: int, xp: Any) -> Any:
+    """Integer frequencies of a length-``size`` FFT axis in FFT order, float32."""
+    return (xp.fft.fftfreq(size) * size).astype(xp.float32)
+
+
+def _trilinear_corners(
+    qx: Any, qy: Any, qz: Any, size: int, xp: Any
+) -> list[tuple[Any, Any]]:
+    """Return the 8 (flat index, weight) pairs of trilinear interpolation.
+
+    Parameters
+    ----------
+    qx, qy, qz : Array, same shape, float32
+        Point coordinates in grid units; the grid is indexed ``[z, y, x]`` in
+        FFT order and wraps periodically.
+    """
+    axes = []
+    for q, stride in ((qz, size * size), (qy, size), (qx, 1)):
+        base = xp.floor(q)
+        frac = q - base
+        lo = base.astype(xp.int64) % size
+        hi = lo + 1
+        hi[hi == size] = 0
+        axes.append(((lo * stride, 1 - frac), (hi * stride, frac)))
+    corners = []
+    for iz, wz in axes[0]:
+        for iy, wy in axes[1]:
+            izy, wzy = iz + iy, wz * wy
+            corners.extend((izy + ix, wzy * wx) for ix, wx in axes[2])
+    return corners
+
+
+def _slice_coordinates(kx: Any, ky: Any, planes: Any) -> tuple[Any, Any, Any]:
+    """Return ``A.T @ (kx, ky, 0)`` for each leading matrix row pair.
+
+    ``planes`` has shape (..., 2, 3) (the first two rows of each ``A``); the
+    result has shape ``planes.shape[:-2] + kx.shape``, one array per axis.
+    """
+    extra = (None,) * kx.ndim
+    return tuple(
+        kx * planes[(..., 0, j, *extra)] + ky * planes[(..., 1, j, *extra)]
+        for j in range(3)
+    )
+
+
+def project(
+    volume: Any,
+    rotations: NDArray[np.float64],
+    *,
+    xp: Any,
+    pad: float = 2,
+    batch: int | None = None,
+) -> Any:
+    """Project a volume at many orientations by Fourier-slice extraction.
+
+    Parameters
+    ----------
+    volume : Array, shape (n, n, n), float32
+        Indexed ``[z, y, x]``, centre at ``n // 2`` (odd or even ``n``).
+    rotations : ndarray, shape (G, 3, 3), float64
+        RELION-sense matrices ``A`` (map frame -> image frame).
+    xp : module
+        ``numpy`` or ``cupy``; ``volume`` must live in it.
+    pad : float
+        Zero-padding factor of the 3D Fourier grid (2 is the usual choice).
+    batch : int or None
+        Orientations per batch; ``None`` picks about 2 million Fourier samples
+        per batch.
+
+    Returns
+    -------
+    Array, shape (G, n, n), float32
+        ``P_g(x, y) = sum_z V(A_g.T @ (x, y, z))`` in voxel units, centre at
+        ``n // 2``; at the identity ``P = volume.sum(axis=0)`` (up to the
+        interpolation error described in the module notes).
+
+    Notes
+    -----
+    Fourier-slice rather than real-space ray sums: after one 3D FFT of the
+    padded volume (``O(N³ log N)``, once per call), each projection costs only
+    ``O(n²)`` interpolations plus a 2D inverse FFT, against ``O(n³)`` for a
+    real-space projection. The volume is divided by the trilinear kernel's
+    transform (``sinc²``) before the FFT so the interpolated slices are those
+    of the volume itself. Only the Hermitian half-plane ``kx >= 0`` is
+    interpolated; ``irfft2`` supplies the other half.
+    """
+    volume = xp.asarray(volume, dtype=xp.float32)
+    n = volume.shape[-1]
+    if volume.shape != (n, n, n):
+        raise ConfigError(f"volume must be a cube, got shape {volume.shape}")
+    rotations = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
+    size = _padded_size(n, pad)
+    offset = size // 2 - n // 2
+
+    padded = xp.zeros((size, size, size), dtype=xp.float32)
+    corrected = volume / _sinc2_correction(n, size, xp)
+    padded[offset : offset + n, offset : offset + n, offset : offset + n] = corrected
+    spectrum = xp.fft.fftn(xp.fft.ifftshift(padded)).astype(xp.complex64).ravel()
+    del padded, corrected
+
+    # Half-plane of 2D frequencies (ky in FFT order, kx >= 0), Nyquist disc only.
+    ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
+    kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
+    inside = (kx * kx + ky * ky < (size / 2) ** 2).ravel()
+    kx, ky = kx.ravel()[inside], ky.ravel()[inside]
+
+    count = len(rotations)
+    if batch is None:
+        batch = max(1, _POINTS_PER_BATCH // max(1, kx.shape[0]))
+    out = xp.empty((count, n, n), dtype=xp.float32)
+    half = xp.zeros((min(batch, count), size * (size // 2 + 1)), dtype=xp.complex64)
+    for start in range(0, count, batch):
+        stop = min(start + batch, count)
+        # q = A.T @ (kx, ky, 0): rows are k @ A[:2, :].
+        planes = xp.asarray(rotations[start:stop, :2, :], dtype=xp.float32)
+        q = _slice_coordinates(kx, ky, planes)
+        values = xp.zeros(q[0].shape, dtype=xp.complex64)
+        for index, weight in _trilinear_corners(*q, size, xp):
+            values += spectrum[index] * weight
+        slab = half[: stop - start]
+        slab[:, inside] = values
+        planes = xp.fft.irfft2(slab.reshape(-1, size, size // 2 + 1), s=(size, size))
+        planes = xp.fft.fftshift(planes, axes=(-2, -1))
+        out[start:stop] = planes[:, offset : offset + n, offset : offset + n]
+    return out
+
+
+def reconstruct(
+    images: Any,
+    poses: PoseTable,
+    *,
+    symmetry_ops: NDArray[np.float64] | None = None,
+    xp: Any,
+    pad: float = 2,
+    regularizer: float = 1e-3,
+    batch: int | None = None,
+) -> Any:
+    """Reconstruct a volume by weighted direct Fourier inversion (DESIGN §5.6).
+
+    Parameters
+    ----------
+    images : Array, shape (N_img, n, n), float32
+        The image stack, centre at ``n // 2``.
+    poses : PoseTable
+        One row per (image, orientation) contribution: ``image_index`` selects
+        the image, ``rotations`` are RELION-sense matrices, ``shifts`` (pixels,
+        RELION sign) are applied to the image (translate by ``+shift``) before
+        insertion, ``weights`` (>= 0) scale its contribution; rows of weight 0
+        are dropped, so they change nothing.
+    symmetry_ops : ndarray, shape (S, 3, 3), float64, optional
+        The point-group operators ``L`` (``V(L r) = V(r)``), identity included
+        (as :func:`sigcore.symmetry.get_symmetry` gives them); every row is
+        inserted once per operator, at pose ``A @ L``. ``None`` means c1.
+    xp : module
+        ``numpy`` or ``cupy``; ``images`` must live in it.
+    pad : float
+        Zero-padding factor of images and Fourier grid.
+    regularizer : float
+        ``eps`` in ``num / max(den, eps * mean(den))``, the mean taken over
+        the sampled voxels (``den > 0``): voxels holding less than ``eps`` of
+        the average gridding weight are shrunk towards zero instead of being
+        divided by a tiny number; better-sampled voxels get the plain weighted
+        average.
+    batch : int or None
+        Pose rows per batch; ``None`` picks about 2 million Fourier samples
+        (times the symmetry order) per batch.
+
+    Returns
+    -------
+    Array, shape (n, n, n), float32
+        Indexed ``[z, y, x]``, centre at ``n // 2``, in the units that make
+        ``reconstruct(project(V))`` approximate ``V``.
+
+    Notes
+    -----
+    Each image is shifted by a Fourier phase, zero-padded to ``N = pad * n``
+    and transformed; every coefficient with ``|k| < N / 2`` is spread with
+    trilinear weights ``w * b`` onto the 8 voxels around ``(A L).T @ (kx, ky,
+    0)``, accumulating ``num += w b F`` and ``den += w b``. Hermitian symmetry:
+    only half of each 2D spectrum is spread, and the mirror image of the
+    accumulated grids (``num(-k)*``, ``den(-k)``) is added at the end, which
+    equals inserting ``k`` and ``-k`` with exact mirror weights; the inverse FFT
+    is therefore real. The ratio ``num / den`` is a local weighted average
+    of the samples, i.e. the volume's transform convolved with the triangle
+    kernel; dividing the cropped real-space result by ``sinc²`` per axis (the
+    gridding correction) undoes that.
+    """
+    images = xp.asarray(images, dtype=xp.float32)
+    if images.ndim != 3 or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"images must have shape (N, n, n), got {images.shape}")
+    if np.any(poses.weights < 0) or not np.all(np.isfinite(poses.weights)):
+        raise ConfigError("pose weights must be finite and >= 0")
+    if len(poses) and (
+        poses.image_index.min() < 0 or poses.image_index.max() >= images.shape[0]
+    ):
+        raise ConfigError(
+            f"pose image_index out of range for a stack of {images.shape[0]} images"
+        )
+    poses = poses.take(poses.weights > 0)
+    n = images.shape[-1]
+    size = _padded_size(n, pad)
+    offset = size // 2 - n // 2
+    ops = np.eye(3)[None] if symmetry_ops is None else np.asarray(symmetry_ops)
+    ops = ops.reshape(-1, 3, 3).astype(np.float64)
+
+    # Half of the 2D spectrum (the rfft2 layout); the other half is added at the
+    # end as the Hermitian mirror of the accumulated grids. The origin is its
+    # own mirror and enters with half weight.
+    ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
+    kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
+    inside = (kx * kx + ky * ky < (size / 2) ** 2) & ((kx > 0) | (ky >= 0))
+    inside = inside.ravel()
+    kx, ky = kx.ravel()[inside], ky.ravel()[inside]
+    half_weight = xp.where((kx == 0) & (ky == 0), 0.5, 1.0).astype(xp.float32)
+    npoints = kx.shape[0]
+
+    num_re = xp.zeros(size**3, dtype=xp.float64)
+    num_im = xp.zeros(size**3, dtype=xp.float64)
+    den = xp.zeros(size**3, dtype=xp.float64)
+    if batch is None:
+        batch = max(1, _POINTS_PER_BATCH // (npoints * len(ops)))
+    padded = xp.zeros((min(batch, max(1, len(poses))), size, size), dtype=xp.float32)
+    for start in range(0, len(poses), batch):
+        rows = poses.take(np.arange(start, min(start + batch, len(poses))))
+        b = len(rows)
+        slab = padded[:b]
+        slab[:, offset : offset + n, offset : offset + n] = images[
+            xp.asarray(rows.image_index)
+        ]
+        spectra = xp.fft.rfft2(xp.fft.ifftshift(slab, axes=(-2, -1)))
+        spectra = spectra.reshape(b, -1)[:, inside].astype(xp.complex64)
+        shifts = xp.asarray(rows.shifts, dtype=xp.float32)
+        phase = (kx * shifts[:, :1] + ky * shifts[:, 1:]) * xp.float32(
+            -2 * np.pi / size
+        )
+        spectra *= xp.exp(1j * phase).astype(xp.complex64)
+        weights = (
+            xp.asarray(rows.weights, dtype=xp.float32)[:, None, None] * half_weight
+        )
+        spectra = spectra[:, None, :]
+
+        # q = (A L).T @ (kx, ky, 0): rows are k @ (A L)[:2, :].
+        full = rows.rotations[:, None] @ ops[None]
+        planes = xp.asarray(full[:, :, :2, :], dtype=xp.float32)
+        q = _slice_coordinates(kx, ky, planes)
+        for index, tri in _trilinear_corners(*q, size, xp):
+            w = tri * weights
+            wf = spectra * w
+            flat = index.ravel()
+            _scatter_add(xp, num_re, flat, wf.real.ravel())
+            _scatter_add(xp, num_im, flat, wf.imag.ravel())
+            _scatter_add(xp, den, flat, w.ravel())
+
+    axes = (0, 1, 2)
+    num = (num_re + 1j * num_im).reshape(size, size, size)
+    den = den.reshape(size, size, size)
+    num += xp.roll(xp.flip(num, axis=axes), 1, axis=axes).conj()
+    den += xp.roll(xp.flip(den, axis=axes), 1, axis=axes)
+    sampled = den > 0
+    floor = regularizer * (float(den[sampled].mean()) if bool(sampled.any()) else 1.0)
+    grid = num / xp.maximum(den, floor)
+    del num, den, num_re, num_im
+    volume = xp.fft.fftshift(xp.fft.ifftn(grid).real)
+    volume = volume[offset : offset + n, offset : offset + n, offset : offset + n]
+    return (volume / _sinc2_correction(n, size, xp)).astype(xp.float32)
