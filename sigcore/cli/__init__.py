@@ -74,6 +74,7 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn user errors into one line on stderr and exit code 1."""
+    _STATE["debug"] = False  # set again by the root callback for this call
     _load_commands()
     try:
         app(args=argv, prog_name="sigcore")
