@@ -189,7 +189,8 @@ def name_images(
         The metadata file about to be written.
     stack_path : str, Path or None
         ``None``: write ``data.images`` to ``<stem>.mrcs`` beside the metadata
-        file. Otherwise an existing stack that already holds ``data.images``
+        file (unless the set was read from that very stack, which is then
+        named as it is). Otherwise an existing stack that already holds ``data.images``
         in order; nothing is written.
     overwrite : bool
         Replace an existing ``<stem>.mrcs``.
@@ -200,6 +201,15 @@ def name_images(
         ``"NNNNNN@relative/stack.mrcs"`` for image 0, 1, ...
     """
     metadata_path = Path(metadata_path)
+    if stack_path is None:
+        default = metadata_path.with_suffix(".mrcs")
+        if (
+            data.metadata.get("kind") == "stack"
+            and data.source is not None
+            and default.exists()
+            and default.resolve() == Path(data.source).resolve()
+        ):
+            stack_path = default  # the set was read from this very stack
     if stack_path is None:
         from sigcore.io.atomic import check_writable
         from sigcore.io.mrc import write_stack

@@ -37,3 +37,29 @@ def stage(tmp_path: Path) -> Callable[..., Path]:
         return target
 
     return _stage
+
+
+IO_MODULES = (
+    "sigcore.io.mrc",
+    "sigcore.io.relion",
+    "sigcore.io.xmipp",
+    "sigcore.io.spider",
+    "sigcore.io.cryosparc",
+)
+
+
+@pytest.fixture(scope="session")
+def io_registry():
+    """A registry holding only the built-in file-format plugins."""
+    import importlib
+
+    import pluggy
+
+    from sigcore import hookspecs
+    from sigcore.plugins import build_registry
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in IO_MODULES:
+        pm.register(importlib.import_module(name), name=name)
+    return build_registry(pm)
