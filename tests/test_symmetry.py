@@ -288,3 +288,67 @@ def test_symmetry_mates_and_invariance_of_symmetric_function():
 def test_unknown_or_unsupported_names_raise(bad):
     with pytest.raises(ConfigError, match="symmetry"):
         get_symmetry(bad)
+
+
+# --------------------------------------------------------------------------- #
+# sigcore symmetry NAME [--json]
+
+
+def run_cli(argv: list[str]) -> int:
+    from sigcore.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_cli_json_round_trips_operators(capsys):
+    import json
+
+    from sigcore.geometry import euler_to_matrix
+
+    assert run_cli(["symmetry", "I3", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "i3"
+    assert info["order"] == 60
+    assert info["proper"] is True
+    matrices = np.array([op["matrix"] for op in info["operators"]])
+    assert same_set(matrices, get_symmetry("i3").operators)
+    # The printed Euler angles rebuild the printed matrices.
+    angles = np.array([op["euler"] for op in info["operators"]])
+    np.testing.assert_allclose(euler_to_matrix(angles), matrices, atol=1e-8)
+
+
+def test_cli_json_improper_operators(capsys):
+    import json
+
+    from sigcore.geometry import euler_to_matrix
+
+    assert run_cli(["symmetry", "d3h", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["order"] == 12
+    assert info["proper"] is False
+    for op in info["operators"]:
+        sign = -1.0 if op["improper"] else 1.0
+        np.testing.assert_allclose(
+            sign * euler_to_matrix(op["euler"]), op["matrix"], atol=1e-8
+        )
+    assert sum(op["improper"] for op in info["operators"]) == 6
+
+
+def test_cli_plain_output(capsys):
+    assert run_cli(["symmetry", "c4"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "symmetry c4: order 4 (rotations only)"
+    assert out.count("operator ") == 4
+    assert "operator 1: rot 0.0000  tilt 0.0000  psi -90.0000" in out
+    assert "     0.000000   1.000000   0.000000" in out
+
+
+def test_cli_unknown_group_is_one_line_error(capsys):
+    assert run_cli(["symmetry", "i5"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sigcore: error: symmetry 'i5'")
+    assert len(err.strip().splitlines()) == 1
