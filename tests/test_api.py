@@ -1,0 +1,173 @@
+"""sigcore.reconstruct: outputs, refusal to overwrite, resume, report."""
+
+from __future__ import annotations
+
+import json
+
+import mrcfile
+import numpy as np
+import pytest
+
+from sigcore.alignment import SearchResult
+from sigcore.api import reconstruct
+from sigcore.backends.base import ArrayBackend
+from sigcore.errors import ConfigError, FormatError
+from sigcore.hookspecs import hookimpl
+from sigcore.plugins import get_plugin_manager
+
+BOX = 24
+
+
+class _ZeroSearch(ArrayBackend):
+    """Real projector/reconstructor; the search compares images unaligned."""
+
+    name = "test-zero"
+
+    def __init__(self):
+        super().__init__(np)
+
+    @classmethod
+    def is_available(cls):
+        return True
+
+    @classmethod
+    def create(cls, **options):
+        return cls()
+
+    def search(self, images, references, params, metrics=()):
+        a = images.reshape(len(images), -1).astype(np.float64)
+        b = references.reshape(len(references), -1).astype(np.float64)
+        a = (a - a.mean(1, keepdims=True)) / a.std(1, keepdims=True)
+        b = (b - b.mean(1, keepdims=True)) / (b.std(1, keepdims=True) + 1e-12)
+        corr = a @ b.T / a.shape[1]
+        shape = corr.shape
+        return SearchResult(
+            correlation=corr.astype(np.float32),
+            psi=np.full(shape, 10.0),
+            shifts=np.ones((*shape, 2)),
+            mirror=np.zeros(shape, dtype=bool),
+        )
+
+
+class _Plugin:
+    def __init__(self):
+        self.ended = []
+
+    @hookimpl
+    def sigcore_register_backends(self):
+        return [_ZeroSearch]
+
+    @hookimpl
+    def sigcore_run_end(self, run, result):
+        self.ended.append(result)
+
+
+def _stack(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:BOX, :BOX] - BOX // 2
+    out = np.empty((n, BOX, BOX), np.float32)
+    for k in range(n):
+        sx, sy = rng.uniform(2, 5, 2)
+        out[k] = np.exp(-(xx**2 / sx**2 + yy**2 / sy**2))
+        out[k] += 0.05 * rng.standard_normal((BOX, BOX))
+    return out
+
+
+def _run(images, out, plugin=None, **kw):
+    plugin = plugin or _Plugin()
+    pm = get_plugin_manager(autoload=False, extra=[plugin])
+    options = {
+        "pixel_size": 2.5,
+        "step": 20,
+        "neighbourhood": 40,
+        "iterations": 2,
+        "imed": False,
+        "backend": "test-zero",
+        "seed": 3,
+    }
+    options.update(kw)
+    return reconstruct(images, output_dir=out, plugin_manager=pm, **options)
+
+
+def test_outputs_of_a_run(tmp_path):
+    plugin = _Plugin()
+    out = tmp_path / "run"
+    result = _run(_stack(), out, plugin=plugin, write_xmd=True)
+    assert plugin.ended == [result]
+    for name in (
+        "volume.mrc",
+        "images.mrcs",
+        "assignments.star",
+        "assignments.xmd",
+        "report.json",
+        "checkpoint",
+    ):
+        assert (out / name).exists(), name
+    with mrcfile.open(out / "volume.mrc") as mrc:
+        assert mrc.data.shape == (BOX,) * 3
+        assert float(mrc.voxel_size.x) == pytest.approx(2.5)
+        np.testing.assert_allclose(mrc.data, result.volume)
+    import starfile
+
+    particles = starfile.read(out / "assignments.star")["particles"]
+    assert len(particles) == len(result.assignments)
+    # shifts of 1 px at 2.5 Å/px -> 2.5 Å; weights carried
+    np.testing.assert_allclose(particles["rlnOriginXAngst"], 2.5)
+    np.testing.assert_allclose(
+        particles["sigcore_weight"], result.assignments.weights, rtol=1e-6
+    )
+    assert particles["rlnImageName"].str.endswith("@images.mrcs").all()
+    report = json.loads((out / "report.json").read_text())
+    assert report["parameters"]["iterations"] == 2
+    assert report["seed"] == 3
+    assert report["backend"] == "test-zero"
+    assert len(report["iterations"]) == 2
+    assert report["iterations"][1]["significant_pairs"] == len(result.assignments)
+    assert "search" in report["timings"]["per_step_seconds"]
+    assert report["geometry"]["working_box"] == BOX
+
+
+def test_plots_are_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "run"
+    _run(_stack(), out)
+    for name in ("slices.png", "angular_distribution.png", "significance.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_existing_directory_needs_force(tmp_path):
+    out = tmp_path / "run"
+    _run(_stack(), out, plots=False)
+    with pytest.raises(FormatError, match="use --force"):
+        _run(_stack(), out, plots=False)
+    _run(_stack(), out, plots=False, force=True)
+
+
+def test_resume_without_checkpoint_is_refused(tmp_path):
+    with pytest.raises(FormatError, match="no checkpoint"):
+        _run(_stack(), tmp_path / "empty", resume=True)
+
+
+def test_resume_of_a_finished_run_rewrites_the_same_map(tmp_path):
+    out = tmp_path / "run"
+    first = _run(_stack(), out, plots=False, seed=None)
+    again = _run(_stack(), out, plots=False, seed=None, resume=True)
+    np.testing.assert_array_equal(first.volume, again.volume)
+    assert first.run.seed == again.run.seed
+
+
+def test_bad_options_fail_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="step"):
+        _run(_stack(), out, step=50, neighbourhood=40)
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="pixel size unknown"):
+        _run(_stack(), tmp_path / "b", pixel_size=None)
+
+
+def test_max_resolution_works_on_a_smaller_box(tmp_path):
+    stack = np.repeat(np.repeat(_stack(), 2, axis=1), 2, axis=2)  # 48 px at 1.25 Å
+    result = _run(stack, None, pixel_size=1.25, max_resolution=5.0)
+    # target pixel 2.5 Å -> 48 * 1.25 / 2.5 = 24 px
+    assert result.volume.shape == (24, 24, 24)
+    assert result.pixel_size == pytest.approx(2.5)
