@@ -87,3 +87,14 @@ def test_dask_executor_uses_a_given_client_and_leaves_it_open() -> None:
         assert ex.map(abs, [-1, 2, -3]) == [1, 2, 3]
         ex.close()
         assert client.status == "running"
+
+
+def test_dask_with_worker_processes_matches_local() -> None:
+    # Worker processes unpickle fn: use only importable callables here.
+    pytest.importorskip("distributed")
+    fn = functools.partial(np.multiply, np.arange(6.0, dtype=np.float32))
+    chunks = [np.float32(k) for k in (3, -1, 0.5, 2)]
+    with DaskExecutor(n_workers=2, threads_per_worker=1, processes=True) as ex:
+        remote = ex.map(fn, chunks)
+    for a, b in zip(remote, LocalExecutor().map(fn, chunks), strict=True):
+        np.testing.assert_array_equal(a, b)
