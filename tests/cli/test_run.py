@@ -1,0 +1,198 @@
+"""``sigcore reconstruct`` on the command line: options, progress, errors."""
+
+from __future__ import annotations
+
+import json
+
+import mrcfile
+import numpy as np
+import pytest
+
+import sigcore.plugins
+from sigcore.alignment import SearchResult
+from sigcore.backends.base import ArrayBackend
+from sigcore.cli import main
+from sigcore.hookspecs import hookimpl
+
+BOX = 24
+
+
+class _ZeroSearch(ArrayBackend):
+    """Real projector/reconstructor; the search compares images unaligned."""
+
+    name = "test-zero"
+
+    def __init__(self):
+        super().__init__(np)
+
+    @classmethod
+    def is_available(cls):
+        return True
+
+    @classmethod
+    def create(cls, **options):
+        return cls()
+
+    def search(self, images, references, params, metrics=()):
+        a = images.reshape(len(images), -1).astype(np.float64)
+        b = references.reshape(len(references), -1).astype(np.float64)
+        a = (a - a.mean(1, keepdims=True)) / a.std(1, keepdims=True)
+        b = (b - b.mean(1, keepdims=True)) / (b.std(1, keepdims=True) + 1e-12)
+        corr = a @ b.T / a.shape[1]
+        shape = corr.shape
+        return SearchResult(
+            correlation=corr.astype(np.float32),
+            psi=np.zeros(shape),
+            shifts=np.zeros((*shape, 2)),
+            mirror=np.zeros(shape, dtype=bool),
+        )
+
+
+class _Plugin:
+    @hookimpl
+    def sigcore_register_backends(self):
+        return [_ZeroSearch]
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    real = sigcore.plugins.get_plugin_manager
+
+    def with_fake(*, autoload=None, extra=()):
+        return real(autoload=False, extra=[*extra, _Plugin()])
+
+    monkeypatch.setattr(sigcore.plugins, "get_plugin_manager", with_fake)
+
+
+@pytest.fixture
+def stack(tmp_path):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:BOX, :BOX] - BOX // 2
+    images = np.empty((8, BOX, BOX), np.float32)
+    for k in range(8):
+        sx, sy = rng.uniform(2, 5, 2)
+        images[k] = np.exp(-(xx**2 / sx**2 + yy**2 / sy**2))
+        images[k] += 0.05 * rng.standard_normal((BOX, BOX))
+    path = tmp_path / "classes.mrcs"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(images)
+    return path
+
+
+FAST = [
+    "--step",
+    "20",
+    "--neighbourhood",
+    "40",
+    "--iterations",
+    "2",
+    "--no-imed",
+    "--backend",
+    "test-zero",
+    "--seed",
+    "1",
+    "--apix",
+    "2.0",
+]
+
+
+def _ok(args):
+    """Run the CLI and require exit status 0."""
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code in (0, None)
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    out = capsys.readouterr().out
+    for option in (
+        "--sym",
+        "--reference",
+        "--step",
+        "--min-tilt",
+        "--max-tilt",
+        "--max-shift",
+        "--alpha0",
+        "--alphaF",
+        "--iterations",
+        "--no-imed",
+        "--strict-direction",
+        "--neighbourhood",
+        "--no-fisher",
+        "--max-resolution",
+        "--mask-radius",
+        "--keep-intermediates",
+        "--backend",
+        "--seed",
+        "--starts",
+        "--resume",
+        "--force",
+        "--compat",
+        "--apix",
+        "--quiet",
+        "--json-progress",
+        "--threads",
+    ):
+        assert option in out, option
+
+
+def test_json_progress_one_line_per_iteration(fake_backend, stack, tmp_path, capsys):
+    out = tmp_path / "run"
+    _ok(["reconstruct", str(stack), "-o", str(out), "--json-progress", *FAST])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["event"] for x in lines] == ["iteration", "iteration", "done"]
+    assert lines[0]["significance"] == 80.0
+    assert lines[1]["significance"] == 99.5
+    assert lines[-1]["box"] == BOX
+    with mrcfile.open(out / "volume.mrc") as mrc:
+        assert float(mrc.voxel_size.x) == pytest.approx(2.0)
+
+
+def test_rich_progress_on_stderr_and_quiet(fake_backend, stack, tmp_path, capsys):
+    _ok(["reconstruct", str(stack), "-o", str(tmp_path / "a"), *FAST])
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "volume written to" in captured.err
+    assert "pairs" in captured.err
+    _ok(["reconstruct", str(stack), "-o", str(tmp_path / "b"), "--quiet", *FAST])
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""
+
+
+def test_user_errors_are_one_line(fake_backend, stack, tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "reconstruct",
+                str(stack),
+                "-o",
+                str(out),
+                *FAST,
+                "--alpha0",
+                "20",
+                "--sym",
+                "c4",
+            ]
+        )
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "alpha0 = 20% is too low for a group of order 4" in err[0]
+    _ok(["reconstruct", str(stack), "-o", str(out), "-q", *FAST])
+    with pytest.raises(SystemExit):
+        main(["reconstruct", str(stack), "-o", str(out), "-q", *FAST])
+    assert "use --force" in capsys.readouterr().err
+
+
+def test_resume_continues_with_the_same_result(fake_backend, stack, tmp_path):
+    out = tmp_path / "run"
+    _ok(["reconstruct", str(stack), "-o", str(out), "-q", *FAST])
+    with mrcfile.open(out / "volume.mrc") as mrc:
+        first = mrc.data.copy()
+    _ok(["reconstruct", str(stack), "-o", str(out), "-q", "--resume", *FAST])
+    with mrcfile.open(out / "volume.mrc") as mrc:
+        np.testing.assert_array_equal(mrc.data, first)
