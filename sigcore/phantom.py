@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from sigcore.errors import ConfigError
 
-__all__ = ["protein_phantom", "phantom_atoms"]
+__all__ = ["phantom_atoms", "protein_phantom"]
 
 _BOND = 1.0  # distance between consecutive atoms, in chain units
 
@@ -63,7 +63,7 @@ def _coil(
     radius: float,
     pitch: float,
 ) -> NDArray[np.float64]:
-    """A right-handed helix of ``n`` atoms starting at ``start`` and running along ``axis``."""
+    """A right-handed helix of ``n`` atoms from ``start`` along ``axis``."""
     w = _unit(axis)
     u = _unit(np.cross(w, [0.3, 0.5, 0.8]))
     v = np.cross(w, u)  # (u, v, w) right-handed
@@ -79,7 +79,7 @@ def _coil(
 
 
 def _linker(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Atoms one bond apart on the straight line from ``a`` (excluded) to ``b`` (excluded)."""
+    """Atoms about one bond apart strictly between ``a`` and ``b`` on a line."""
     n = int(np.linalg.norm(b - a) // _BOND)
     t = np.arange(1, n) / n
     return a + t[:, None] * (b - a)

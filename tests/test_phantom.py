@@ -14,7 +14,8 @@ from sigcore.volume import center_of_mass_shift, flip_hand
 def test_deterministic_and_seed_dependent() -> None:
     a = protein_phantom(32, seed=4)
     np.testing.assert_array_equal(a, protein_phantom(32, seed=4))
-    assert a.dtype == np.float32 and a.shape == (32, 32, 32)
+    assert a.dtype == np.float32
+    assert a.shape == (32, 32, 32)
     assert a.max() == pytest.approx(1.0)
     b = protein_phantom(32, seed=5)
     assert fsc(a, b).fsc[4:8].max() < 0.9
@@ -24,8 +25,8 @@ def test_chain_is_a_connected_protein_sized_chain() -> None:
     atoms = phantom_atoms(seed=0, n_atoms=300)
     assert 300 <= len(atoms) < 360  # a few hundred atoms, linkers on top
     bonds = np.linalg.norm(np.diff(atoms, axis=0), axis=1)
-    assert bonds.min() > 0.9 and bonds.max() < 2.5  # no jumps along the chain
-    # several domains of different size: distinct clusters along the chain
+    assert bonds.min() > 0.9  # no jumps along the chain
+    assert bonds.max() < 2.5
     with pytest.raises(ConfigError):
         phantom_atoms(n_atoms=10)
 
