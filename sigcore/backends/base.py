@@ -48,7 +48,7 @@ class ArrayBackend:
         """Wait for queued work (no-op on the CPU)."""
 
     def project(self, volume: Any, rotations: NDArray[np.float64]) -> Any:
-        """Project ``volume`` at ``rotations`` (see :class:`sigcore.protocols.Backend`)."""
+        """Project ``volume`` at ``rotations`` (see ``protocols.Backend``)."""
         from sigcore.backends.projector import project
 
         return project(self.asarray(volume), rotations, xp=self.xp)
@@ -60,7 +60,7 @@ class ArrayBackend:
         *,
         symmetry_ops: NDArray[np.float64] | None = None,
     ) -> Any:
-        """Weighted direct Fourier inversion (see :class:`sigcore.protocols.Backend`)."""
+        """Weighted direct Fourier inversion (see ``protocols.Backend``)."""
         from sigcore.backends.projector import reconstruct
 
         return reconstruct(
