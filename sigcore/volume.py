@@ -28,6 +28,7 @@ __all__ = [
     "fourier_crop",
     "fourier_pad",
     "lowpass",
+    "resample",
     "rotate_volume",
     "shift_volume",
     "soft_sphere_mask",
@@ -518,3 +519,47 @@ def fourier_pad(
             f"fourier_pad cannot shrink box {volume_or_images.shape[-1]} to {new_box}"
         )
     return _fourier_resample(volume_or_images, new_box, ndim, xp)
+
+
+def resample(
+    volume: ArrayLike, pixel_size: float, *, new_pixel_size: float, box: int
+) -> NDArray[np.float32]:
+    """Bring a map to another pixel size and box (for comparing maps).
+
+    The map is Fourier-cropped or padded to ``round(n * pixel_size /
+    new_pixel_size)`` voxels (so the pixel size becomes ``new_pixel_size`` up
+    to that rounding), then cut or zero-padded in real space about its centre
+    to ``box``.
+
+    Parameters
+    ----------
+    volume : array_like, shape (n, n, n)
+    pixel_size : float
+        Å per voxel of ``volume``.
+    new_pixel_size : float
+        Å per voxel wanted.
+    box : int
+        Output side.
+
+    Returns
+    -------
+    ndarray, shape (box, box, box), float32
+    """
+    v = np.asarray(volume, dtype=np.float32)
+    n = v.shape[0]
+    if pixel_size <= 0 or new_pixel_size <= 0:
+        raise ConfigError("resampling needs positive pixel sizes")
+    m = max(round(n * pixel_size / new_pixel_size), 1)
+    if m < n:
+        v = fourier_crop(v, m, ndim=3)
+    elif m > n:
+        v = fourier_pad(v, m, ndim=3)
+    out = np.zeros((box, box, box), np.float32)
+    # copy the overlap, keeping index m // 2 on index box // 2
+    lo_src = max(m // 2 - box // 2, 0)
+    lo_dst = max(box // 2 - m // 2, 0)
+    size = min(m - lo_src, box - lo_dst)
+    src = slice(lo_src, lo_src + size)
+    dst = slice(lo_dst, lo_dst + size)
+    out[dst, dst, dst] = v[src, src, src]
+    return out

@@ -171,3 +171,14 @@ def test_fourier_pad_then_crop_is_identity_and_stacks() -> None:
         V.fourier_crop(vol, 20)
     with pytest.raises(ConfigError):
         V.fourier_pad(vol, 8)
+
+
+def test_resample_changes_pixel_size_and_box() -> None:
+    fine = _blob(32, (2.0, -1.0, 3.0), 3.0)  # 1 Å/voxel
+    # to 2 Å/voxel in a 24 box: the blob sits at half the voxel coordinates
+    out = V.resample(fine, 1.0, new_pixel_size=2.0, box=24)
+    assert out.shape == (24, 24, 24)
+    np.testing.assert_allclose(out, _blob(24, (1.0, -0.5, 1.5), 1.5), atol=2e-3)
+    # same pixel size, smaller box: a centred cut
+    cut = V.resample(fine, 1.0, new_pixel_size=1.0, box=20)
+    np.testing.assert_array_equal(cut, fine[6:26, 6:26, 6:26])
