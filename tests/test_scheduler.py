@@ -261,3 +261,15 @@ def test_imed_required_from_the_search():
     with pytest.raises(SigcoreError, match="IMED"):
         run(_images(), CFG, backend=_NoImed(), seed=5)
     run(_images(), CFG.replace(imed=False), backend=_NoImed(), seed=5)
+
+
+def test_compat_xmipp_schedule_and_symmetry_factor():
+    # Xmipp divides by T: 80, 86.5, 93; c3 factor |S| - 1 = 2 -> alpha 0.4 first
+    cfg = CFG.replace(compat="xmipp", symmetry="c3")
+    result = run(_images(), cfg, backend=_ZeroSearch(), seed=5)
+    assert [h.significance for h in result.history] == [80.0, 86.5, 93.0]
+    assert result.history[0].alpha == pytest.approx(0.4)
+    assert not result.run.mirror
+    # sigcore's factor for c3 is 3: 0.2 * 3 = 0.6
+    ours = run(_images(), CFG.replace(symmetry="c3"), backend=_ZeroSearch(), seed=5)
+    assert ours.history[0].alpha == pytest.approx(0.6)
