@@ -367,7 +367,7 @@ def search_polar(
     xp: Any,
     fft: Any = None,
     sampler: Sampler | None = None,
-    budget_bytes: int = 256 * 2**20,
+    budget_bytes: int = 64 * 2**20,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -479,7 +479,7 @@ def search_polar(
             nj = j1 - j0
             c_k = xp.empty((n_harm, rows, nj), dtype=xp.complex64)
             for k0, k1, r0 in grid.blocks:
-                c_k[k0:k1] = xp.matmul(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1])
+                xp.matmul(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
             c = fft.irfft(c_k.reshape(n_harm, rows * nj), n=n_psi, axis=0)
             arg = xp.argmax(c, axis=0)  # (rows * nj,)
             val = xp.take_along_axis(c, arg[None, :], axis=0)[0]

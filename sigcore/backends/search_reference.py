@@ -275,7 +275,7 @@ def search_bruteforce(
     result_metrics: dict[str, NDArray[Any]] = {}
     if metrics:
         aligned, filtered_refs = _aligned_pairs(
-            host_images, host_refs, points, best_psi, best_mirror, chosen_shifts
+            host_images, host_refs, params, best_psi, best_mirror, chosen_shifts
         )
         for metric in metrics:
             values = metric.score(aligned, filtered_refs, np)
@@ -328,15 +328,17 @@ def _refine_psi(
 def _aligned_pairs(
     images: NDArray[np.float64],
     references: NDArray[np.float64],
-    points: NDArray[np.float64],
+    params: SearchParams,
     psi: NDArray[np.float64],
     mirror: NDArray[np.bool_],
     shifts: NDArray[np.float64],
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Band-limited aligned images and references for every pair, (N*G, n, n)."""
+    """Aligned images and references filtered by ``sqrt(H)``, (N*G, n, n)."""
     n_img, n_ref = psi.shape
     n = images.shape[-1]
-    index = (points + n // 2).astype(np.int64)
+    points = _band_points(n, band_radius(n, params))
+    filt = np.sqrt(band_weight(np.hypot(points[:, 0], points[:, 1]), n, params))
+    index = ((points + n // 2) % n).astype(np.int64)
     aligned = np.zeros((n_img, n_ref, n, n), dtype=np.complex128)
     for i in range(n_img):
         for j in range(n_ref):
@@ -347,9 +349,9 @@ def _aligned_pairs(
                 bool(mirror[i, j]),
                 shifts[i, j][None],
             )
-            aligned[i, j, index[:, 1], index[:, 0]] = y[0, 0]
+            aligned[i, j, index[:, 1], index[:, 0]] = y[0, 0] * filt
     ref_grid = np.zeros((n_ref, n, n), dtype=np.complex128)
-    ref_grid[:, index[:, 1], index[:, 0]] = _dtft(references, points)
+    ref_grid[:, index[:, 1], index[:, 0]] = _dtft(references, points) * filt
     aligned_real = _to_real(aligned.reshape(-1, n, n))
     refs_real = _to_real(ref_grid)
     refs_pairs = np.broadcast_to(refs_real, (n_img, n_ref, n, n)).reshape(-1, n, n)

@@ -1,0 +1,68 @@
+"""The polar-Fourier search agrees with the brute-force oracle."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from sigcore.alignment import SearchParams
+from sigcore.backends.polar import search_flops, search_polar
+from sigcore.backends.search_reference import search_bruteforce
+
+from .test_search_reference import N, render
+
+
+@pytest.fixture(scope="module")
+def case():
+    rng = np.random.default_rng(5)
+    refs = np.stack([render(s, 0, (0, 0)) for s in range(3)])
+    truth = [(30.0, (2, -1), 0), (-100.0, (0, 2), 1), (170.0, (-2, -2), 2)]
+    images = np.stack([render(j, p, s) for p, s, j in truth])
+    images = images + 0.3 * rng.standard_normal(images.shape).astype(np.float32)
+    return images, refs, truth
+
+
+@pytest.mark.parametrize("fmax", [0.5, 0.25])
+def test_agrees_with_bruteforce(case, fmax):
+    images, refs, truth = case
+    params = SearchParams(max_shift=2, max_frequency=fmax)
+    fast = search_polar(images, refs, params, xp=np)
+    slow = search_bruteforce(images, refs, params)
+    np.testing.assert_allclose(fast.correlation, slow.correlation, atol=2e-3)
+    for i, (psi, shift, j) in enumerate(truth):
+        assert fast.correlation[i].argmax() == j
+        assert abs((fast.psi[i, j] - psi + 180) % 360 - 180) < 3.0
+        assert abs((fast.psi[i, j] - slow.psi[i, j] + 180) % 360 - 180) < 1.0
+        np.testing.assert_array_equal(fast.shifts[i, j], shift)
+
+
+def test_mirror_and_imed(case):
+    from sigcore.metrics.imed import Imed
+
+    refs = case[1]
+    image = render(1, 60.0, (1, 0), mirror=True)[None]
+    params = SearchParams(max_shift=1, mirror=True)
+    fast = search_polar(image, refs, params, [Imed()], xp=np)
+    assert fast.mirror[0, 1]
+    assert fast.correlation[0, 1] > 0.99
+    assert fast.metrics["imed"].argmin() == 1
+    assert fast.metrics["imed"][0, 1] < 0.2 * fast.metrics["imed"][0, 0]
+
+
+def test_flops_count_positive():
+    flops = search_flops(10, 20, N, SearchParams(max_shift=2))
+    assert flops["gemm"] > 0
+    assert flops["total"] > flops["gemm"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba absent")
+def test_cpu_backend_matches_generic(case):
+    from sigcore.backends.cpu import CpuBackend
+
+    images, refs, _ = case
+    params = SearchParams(max_shift=2)
+    cpu = CpuBackend.create(threads=1).search(images, refs, params)
+    generic = search_polar(images, refs, params, xp=np)
+    np.testing.assert_allclose(cpu.correlation, generic.correlation, atol=1e-5)
