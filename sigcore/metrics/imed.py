@@ -16,8 +16,9 @@ Fourier form: ``g`` is a convolution, so for a difference that vanishes
 outside ``D`` Parseval gives ``d^2 = (1/n^2) sum_k W(|k|/n) |E(k)|^2`` with
 ``W(f) = exp(-2 pi^2 sigma^2 f^2)`` (:meth:`Imed.fourier_weight`, f in
 cycles/px). The fast search uses this form on its polar samples
-(:mod:`sigcore.backends.polar`); the two agree to about 1e-2 relative (6e-3 measured at n = 24) on
-images that are zero outside the disk (tests/metrics/test_imed.py). For
+(:mod:`sigcore.backends.polar`); the two agree to about 1e-2 relative
+(6e-3 measured at n = 24) on images that are zero outside the disk
+(tests/metrics/test_imed.py). For
 images with content outside the disk the Fourier form also counts it.
 """
 
