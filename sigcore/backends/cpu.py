@@ -1,16 +1,20 @@
 """The ``cpu`` backend: the polar-Fourier search on the host (NumPy + numba).
 
-The heavy lifting of the search is complex64 GEMM (multi-threaded BLAS);
-the FFTs run on ``scipy.fft`` with one worker per thread and the polar
+The heavy lifting of the search is complex64 GEMM. Its matrices are small
+(the inner dimension is the ring count), so multi-threaded BLAS spends its
+time in barriers, badly so on a shared machine; the search instead runs its
+image chunks on ``threads`` Python threads, each with single-threaded BLAS
+(OpenBLAS's per-thread setting) and single-threaded ``scipy.fft``. The polar
 interpolation is a parallel numba kernel. Projection and reconstruction are
 the shared ``xp``-generic kernels. Registered as a built-in plugin.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -103,7 +107,8 @@ class CpuBackend(ArrayBackend):
         from sigcore.backends._numba_kernels import polar_sampler
         from sigcore.backends.polar import search_polar
 
-        with scipy.fft.set_workers(self.threads):
+        runner = _thread_runner(self.threads)
+        with scipy.fft.set_workers(self.threads if runner is None else 1):
             return search_polar(
                 images,
                 references,
@@ -112,7 +117,45 @@ class CpuBackend(ArrayBackend):
                 xp=np,
                 fft=scipy.fft,
                 sampler=polar_sampler,
+                run_tasks=runner,
             )
+
+
+def _blas_thread_setter() -> Callable[[int], None] | None:
+    """OpenBLAS's ``openblas_set_num_threads_local`` if NumPy's BLAS has it."""
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    for path in sorted(paths):
+        try:
+            setter = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes = [ctypes.c_int]
+        setter.restype = ctypes.c_int
+        return setter
+    return None
+
+
+def _thread_runner(
+    threads: int,
+) -> Callable[[Callable[[int], None], Sequence[int]], None] | None:
+    """Run search tasks on ``threads`` threads with single-threaded BLAS.
+
+    Returns None (let BLAS thread each product) for one thread, or where the
+    per-thread BLAS setting is unavailable (not Linux, not OpenBLAS >= 0.3.27).
+    """
+    setter = _blas_thread_setter() if threads > 1 and os.path.exists("/proc") else None
+    if setter is None:
+        return None
+
+    def run(fn: Callable[[int], None], items: Sequence[int]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads, initializer=setter, initargs=(1,)) as pool:
+            for done in [pool.submit(fn, item) for item in items]:
+                done.result()
+
+    return run
 
 
 @hookimpl(trylast=True)

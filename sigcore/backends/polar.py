@@ -238,6 +238,7 @@ def _padded_spectra(stack: Any, n: int, xp: Any, fft: Any) -> Any:
 
 
 Sampler = Callable[[Any, Any, Any], Any]
+TaskRunner = Callable[[Callable[[int], None], Sequence[int]], None]
 
 
 def _gather_sampler(spectra: Any, index: Any, weight: Any) -> Any:
@@ -368,6 +369,7 @@ def search_polar(
     fft: Any = None,
     sampler: Sampler | None = None,
     budget_bytes: int = 64 * 2**20,
+    run_tasks: TaskRunner | None = None,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -386,7 +388,12 @@ def search_polar(
     sampler : callable or None
         Polar interpolation kernel (see :func:`polar_samples`).
     budget_bytes : int
-        Target size of the per-chunk correlation arrays.
+        Target size of the per-chunk correlation arrays (per task).
+    run_tasks : callable or None
+        ``run_tasks(fn, items)`` calls ``fn(item)`` once per item, in any
+        order and possibly concurrently (each call writes disjoint rows of
+        the result); a plain loop by default. The CPU backend runs them on
+        threads with single-threaded BLAS.
 
     Returns
     -------
@@ -457,13 +464,16 @@ def search_polar(
     extra = [xp.empty((n_img, n_ref), dtype=xp.float32) for _ in fourier]
 
     rows_per_image = n_mirror * n_shift
-    per_pair = n_harm * 8 + n_psi * 4 + 8
+    n_spec = n_psi // 2 + 1  # rfft length; rows n_harm: stay zero
+    per_pair = n_spec * 8 + n_psi * 4 + 8
     img_chunk = max(1, min(n_img, 512 // rows_per_image))
     ref_chunk = max(
         1, min(n_ref, budget_bytes // (per_pair * rows_per_image * img_chunk))
     )
     psi_step = 2.0 * np.pi / n_psi
-    for i0 in range(0, n_img, img_chunk):
+
+    def image_task(i0: int) -> None:
+        """Score images ``i0 : i0 + img_chunk`` against every reference."""
         i1 = min(n_img, i0 + img_chunk)
         ni = i1 - i0
         rows = ni * rows_per_image
@@ -474,13 +484,16 @@ def search_polar(
         a = xp.conj(a / img_norm[i0:i1].repeat(rows_per_image)[:, None, None])
         a = xp.ascontiguousarray(xp.transpose(a, (2, 0, 1)))  # (K, rows, R)
         del shifted
+        # One work buffer for all reference chunks (no fresh pages per chunk).
+        work = xp.empty(n_spec * rows * ref_chunk, dtype=xp.complex64)
         for j0 in range(0, n_ref, ref_chunk):
             j1 = min(n_ref, j0 + ref_chunk)
             nj = j1 - j0
-            c_k = xp.empty((n_harm, rows, nj), dtype=xp.complex64)
+            c_k = work[: n_spec * rows * nj].reshape(n_spec, rows, nj)
+            c_k[n_harm:] = 0
             for k0, k1, r0 in grid.blocks:
                 xp.matmul(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
-            c = fft.irfft(c_k.reshape(n_harm, rows * nj), n=n_psi, axis=0)
+            c = fft.irfft(c_k.reshape(n_spec, rows * nj), n=n_psi, axis=0)
             arg = xp.argmax(c, axis=0)  # (rows * nj,)
             val = xp.take_along_axis(c, arg[None, :], axis=0)[0]
             val = val.reshape(ni, rows_per_image, nj)
@@ -497,12 +510,12 @@ def search_polar(
                 curv < 0, 0.5 * (left - right) / xp.where(curv < 0, curv, -1.0), 0.0
             )
             psi0 = (m0.astype(xp.float32) + xp.clip(off, -0.5, 0.5)) * psi_step
-            coef = c_k[:, flat_row, flat_col]  # (K, pairs)
+            coef = c_k[:n_harm, flat_row, flat_col]  # (K, pairs)
             psi_ref, value = _refine(coef, psi0, psi_step, mult, xp)
             corr[i0:i1, j0:j1] = value.reshape(ni, nj)
             psi_out[i0:i1, j0:j1] = psi_ref.reshape(ni, nj)
             best_row[i0:i1, j0:j1] = which
-            del c, c_k
+            del c
             for e, fw in enumerate(fweights):
                 bw = b_w[:, :, j0:j1][:, :, flat_col] * fw[None, :, None]  # (K, R, p)
                 cross = xp.sum(a[:, flat_row, :] * xp.transpose(bw, (0, 2, 1)), axis=-1)
@@ -513,6 +526,13 @@ def search_polar(
                     - 2.0 * cross_val.reshape(ni, nj)
                 )
                 extra[e][i0:i1, j0:j1] = xp.sqrt(xp.maximum(d2 * n * n, 0.0))
+
+    tasks = list(range(0, n_img, img_chunk))
+    if run_tasks is None:
+        for i0 in tasks:
+            image_task(i0)
+    else:
+        run_tasks(image_task, tasks)
 
     host_rows = _host(best_row)
     mirror = host_rows // n_shift
