@@ -75,8 +75,9 @@ class CpuBackend(ArrayBackend):
 
     def _warm_up(self) -> None:
         """Compile (or load from cache) the numba kernels outside any timing."""
-        from sigcore.backends._numba_kernels import polar_sampler
+        from sigcore.backends._numba_kernels import polar_sampler, psi_max
 
+        psi_max(np.zeros((4, 6), dtype=np.float32), 1, 2, 3)
         spectra = np.zeros((1, 4), dtype=np.complex64)
         polar_sampler(
             spectra, np.zeros((1, 16), np.int64), np.zeros((1, 16), np.float32)
@@ -104,7 +105,7 @@ class CpuBackend(ArrayBackend):
         """
         import scipy.fft
 
-        from sigcore.backends._numba_kernels import polar_sampler
+        from sigcore.backends._numba_kernels import polar_sampler, psi_max
         from sigcore.backends.polar import search_polar
 
         runner = _thread_runner(self.threads)
@@ -118,6 +119,7 @@ class CpuBackend(ArrayBackend):
                 fft=scipy.fft,
                 sampler=polar_sampler,
                 run_tasks=runner,
+                psi_max=psi_max,
             )
 
 

@@ -71,6 +71,7 @@ __all__ = ["PolarGrid", "polar_grid", "polar_samples", "search_flops", "search_p
 _BLOCK = 8  # harmonics per batched product (rings are shared within a block)
 _RING_SPACING = 0.5  # target ring spacing, DFT index units
 _PAD = 2  # zero-padding factor of the 2D DFT that is interpolated
+_HARMONIC_FACTOR = math.sqrt(2.0)  # ring r keeps harmonics up to ~ factor * pi * r
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def polar_grid(n: int, params: SearchParams) -> PolarGrid:
     weights = 2.0 * np.pi * radii * dr * band_weight(radii, n, params)
     # Angular band limit of a ring for an image supported in the box: pi r
     # (inscribed disk) to sqrt(2) pi r (corners); keep the generous one.
-    raw = np.ceil(math.sqrt(2.0) * np.pi * radii).astype(np.int64) + 2
+    raw = np.ceil(_HARMONIC_FACTOR * np.pi * radii).astype(np.int64) + 2
     cutoffs = (np.ceil((raw + 1) / _BLOCK).astype(np.int64) * _BLOCK) - 1
     n_harm = int(cutoffs.max()) + 1
     n_angles = _fast_length(2 * n_harm + 2)
@@ -337,26 +338,67 @@ def search_flops(
     return {"gemm": gemm, "irfft": irfft, "total": gemm + irfft}
 
 
-def _trig_eval(coef: Any, psi: Any, mult: Any, xp: Any, order: int) -> Any:
-    """``d^order/dpsi^order Re sum_k mult_k coef_k exp(i k psi)``; coef (K, p)."""
+def _trig_value(coef: Any, psi: Any, mult: Any, xp: Any) -> Any:
+    """``Re sum_k mult_k coef_k exp(i k psi)``; coef (K, p), psi (p,) radians."""
     k = xp.arange(coef.shape[0], dtype=xp.float32)[:, None]
     phase = xp.exp(1j * k * psi[None, :].astype(xp.float32))
-    factor = (1j * k) ** order if order else 1.0
-    return xp.sum((mult[:, None] * coef * phase * factor).real, axis=0)
+    return xp.sum((mult[:, None] * coef * phase).real, axis=0)
+
+
+def _trig_derivatives(coef: Any, psi: Any, mult: Any, xp: Any) -> tuple[Any, Any]:
+    """First and second psi-derivatives of the harmonic sum (one exponential)."""
+    k = xp.arange(coef.shape[0], dtype=xp.float32)[:, None]
+    term = mult[:, None] * coef * xp.exp(1j * k * psi[None, :].astype(xp.float32))
+    d1 = xp.sum((1j * k * term).real, axis=0)
+    d2 = -xp.sum((k * k * term).real, axis=0)
+    return d1, d2
 
 
 def _refine(coef: Any, psi0: Any, step: float, mult: Any, xp: Any) -> tuple[Any, Any]:
     """Newton steps on the harmonic sum from ``psi0`` (radians), within a step."""
     psi = psi0
     for _ in range(3):
-        d1 = _trig_eval(coef, psi, mult, xp, 1)
-        d2 = _trig_eval(coef, psi, mult, xp, 2)
+        d1, d2 = _trig_derivatives(coef, psi, mult, xp)
         delta = xp.where(d2 < 0, -d1 / xp.where(d2 < 0, d2, -1.0), 0.0)
         psi = xp.clip(psi + delta, psi0 - step, psi0 + step)
-    value = _trig_eval(coef, psi, mult, xp, 0)
-    start = _trig_eval(coef, psi0, mult, xp, 0)
+    value = _trig_value(coef, psi, mult, xp)
+    start = _trig_value(coef, psi0, mult, xp)
     better = value >= start
     return xp.where(better, psi, psi0), xp.where(better, value, start)
+
+
+def _psi_max(
+    c: Any, ni: int, rows_per_image: int, nj: int, xp: Any
+) -> tuple[Any, Any, Any]:
+    """Best (mirror, shift) row and psi sample of every (image, reference) pair.
+
+    Parameters
+    ----------
+    c : Array, shape (P, ni * rows_per_image * nj), float32
+        Correlation samples over psi; column ``(i * rows_per_image + s) * nj + j``.
+
+    Returns
+    -------
+    which : Array, shape (ni, nj), int
+        Best row ``s`` (first on ties).
+    m0 : Array, shape (ni, nj), int
+        Its best psi sample (first on ties).
+    around : Array, shape (3, ni, nj), float32
+        ``c`` at samples ``m0 - 1, m0, m0 + 1`` (cyclic) of the best row.
+    """
+    n_psi = c.shape[0]
+    arg = xp.argmax(c, axis=0)
+    val = xp.take_along_axis(c, arg[None, :], axis=0)[0]
+    which = xp.argmax(val.reshape(ni, rows_per_image, nj), axis=1)
+    sel = (
+        (xp.arange(ni)[:, None] * rows_per_image + which) * nj + xp.arange(nj)[None, :]
+    ).ravel()
+    m0 = arg[sel]
+    around = xp.stack([c[(m0 + d) % n_psi, sel] for d in (-1, 0, 1)])
+    return which, m0.reshape(ni, nj), around.reshape(3, ni, nj)
+
+
+PsiMax = Callable[[Any, int, int, int], tuple[Any, Any, Any]]
 
 
 def search_polar(
@@ -370,6 +412,7 @@ def search_polar(
     sampler: Sampler | None = None,
     budget_bytes: int = 64 * 2**20,
     run_tasks: TaskRunner | None = None,
+    psi_max: PsiMax | None = None,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -394,6 +437,10 @@ def search_polar(
         order and possibly concurrently (each call writes disjoint rows of
         the result); a plain loop by default. The CPU backend runs them on
         threads with single-threaded BLAS.
+    psi_max : callable or None
+        ``psi_max(c, ni, rows_per_image, nj) -> (which, m0, around)``, the
+        max over psi and rows of a chunk's correlations (see
+        :func:`_psi_max`, the default).
 
     Returns
     -------
@@ -456,7 +503,7 @@ def search_polar(
         * (shifts[:, 0, None, None] * kx + shifts[:, 1, None, None] * ky)
         / n
     )
-    phase = xp.asarray(phase.astype(np.complex64))  # (S, R, L)
+    phase_conj = xp.asarray(np.conj(phase).astype(np.complex64))  # (S, R, L)
 
     corr = xp.empty((n_img, n_ref), dtype=xp.float32)
     psi_out = xp.empty((n_img, n_ref), dtype=xp.float32)
@@ -471,19 +518,27 @@ def search_polar(
         1, min(n_ref, budget_bytes // (per_pair * rows_per_image * img_chunk))
     )
     psi_step = 2.0 * np.pi / n_psi
+    if psi_max is None:
+
+        def find_max(c: Any, ni: int, rpi: int, nj: int) -> tuple[Any, Any, Any]:
+            return _psi_max(c, ni, rpi, nj, xp)
+
+    else:
+        find_max = psi_max
 
     def image_task(i0: int) -> None:
         """Score images ``i0 : i0 + img_chunk`` against every reference."""
         i1 = min(n_img, i0 + img_chunk)
         ni = i1 - i0
         rows = ni * rows_per_image
-        shifted = samples[i0:i1, :, None, :, :] * phase[None, None, :, :, :]
-        a = _harmonics(
-            shifted.reshape(rows, len(grid.radii), grid.n_angles), grid, xp, fft
-        )
-        a = xp.conj(a / img_norm[i0:i1].repeat(rows_per_image)[:, None, None])
-        a = xp.ascontiguousarray(xp.transpose(a, (2, 0, 1)))  # (K, rows, R)
+        # conj(fft(x) / L) = ifft(conj(x)): conjugate, normalise and shift in
+        # the angle domain, one inverse FFT, one transposing copy. Harmonics
+        # beyond a ring's cut-off meet zeros in ``b_w``.
+        unit = xp.conj(samples[i0:i1]) / img_norm[i0:i1][:, None, None, None]
+        shifted = unit[:, :, None, :, :] * phase_conj[None, None, :, :, :]
+        a = fft.ifft(shifted.reshape(rows, len(grid.radii), grid.n_angles), axis=-1)
         del shifted
+        a = xp.ascontiguousarray(xp.transpose(a[..., :n_harm], (2, 0, 1)))
         # One work buffer for all reference chunks (no fresh pages per chunk).
         work = xp.empty(n_spec * rows * ref_chunk, dtype=xp.complex64)
         for j0 in range(0, n_ref, ref_chunk):
@@ -494,17 +549,12 @@ def search_polar(
             for k0, k1, r0 in grid.blocks:
                 xp.matmul(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
             c = fft.irfft(c_k.reshape(n_spec, rows * nj), n=n_psi, axis=0)
-            arg = xp.argmax(c, axis=0)  # (rows * nj,)
-            val = xp.take_along_axis(c, arg[None, :], axis=0)[0]
-            val = val.reshape(ni, rows_per_image, nj)
-            which = xp.argmax(val, axis=1)  # (ni, nj) best (mirror, shift)
+            which, m0, around = find_max(c, ni, rows_per_image, nj)
+            del c
             flat_row = (xp.arange(ni)[:, None] * rows_per_image + which).ravel()
             flat_col = xp.tile(xp.arange(nj), ni)
-            sel = flat_row * nj + flat_col
-            m0 = arg[sel]
-            left = c[(m0 - 1) % n_psi, sel]
-            mid = c[m0, sel]
-            right = c[(m0 + 1) % n_psi, sel]
+            m0 = m0.ravel()
+            left, mid, right = (around[d].ravel() for d in range(3))
             curv = left - 2.0 * mid + right
             off = xp.where(
                 curv < 0, 0.5 * (left - right) / xp.where(curv < 0, curv, -1.0), 0.0
@@ -515,11 +565,10 @@ def search_polar(
             corr[i0:i1, j0:j1] = value.reshape(ni, nj)
             psi_out[i0:i1, j0:j1] = psi_ref.reshape(ni, nj)
             best_row[i0:i1, j0:j1] = which
-            del c
             for e, fw in enumerate(fweights):
                 bw = b_w[:, :, j0:j1][:, :, flat_col] * fw[None, :, None]  # (K, R, p)
                 cross = xp.sum(a[:, flat_row, :] * xp.transpose(bw, (0, 2, 1)), axis=-1)
-                cross_val = _trig_eval(cross, psi_ref, mult, xp, 0)
+                cross_val = _trig_value(cross, psi_ref, mult, xp)
                 d2 = (
                     img_wnorm[e][i0:i1][:, None]
                     + ref_wnorm[e][None, j0:j1]
