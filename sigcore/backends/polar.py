@@ -71,7 +71,7 @@ __all__ = ["PolarGrid", "polar_grid", "polar_samples", "search_flops", "search_p
 _BLOCK = 8  # harmonics per batched product (rings are shared within a block)
 _RING_SPACING = 0.5  # target ring spacing, DFT index units
 _PAD = 2  # zero-padding factor of the 2D DFT that is interpolated
-_HARMONIC_FACTOR = math.sqrt(2.0)  # ring r keeps harmonics up to ~ factor * pi * r
+_HARMONIC_FACTOR = 1.15  # ring r keeps harmonics |k| <~ factor * pi * r
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,10 @@ def polar_grid(n: int, params: SearchParams) -> PolarGrid:
     radii = (np.arange(n_rings) + 0.5) * dr
     weights = 2.0 * np.pi * radii * dr * band_weight(radii, n, params)
     # Angular band limit of a ring for an image supported in the box: pi r
-    # (inscribed disk) to sqrt(2) pi r (corners); keep the generous one.
+    # (inscribed disk) to sqrt(2) pi r (corners). The corners hold little of
+    # a particle image's energy: 1.15 pi r (+2) agrees with the brute force
+    # as well as sqrt(2) pi r on unmasked noisy images, with 20-25% fewer
+    # harmonics.
     raw = np.ceil(_HARMONIC_FACTOR * np.pi * radii).astype(np.int64) + 2
     cutoffs = (np.ceil((raw + 1) / _BLOCK).astype(np.int64) * _BLOCK) - 1
     n_harm = int(cutoffs.max()) + 1
@@ -566,8 +569,10 @@ def search_polar(
             psi_out[i0:i1, j0:j1] = psi_ref.reshape(ni, nj)
             best_row[i0:i1, j0:j1] = which
             for e, fw in enumerate(fweights):
-                bw = b_w[:, :, j0:j1][:, :, flat_col] * fw[None, :, None]  # (K, R, p)
-                cross = xp.sum(a[:, flat_row, :] * xp.transpose(bw, (0, 2, 1)), axis=-1)
+                bw = (b_w[:, :, j0:j1] * fw[None, :, None])[:, :, flat_col]  # (K, R, p)
+                cross = xp.matmul(  # per (k, pair): a_row . bw over rings
+                    a[:, flat_row, None, :], xp.transpose(bw, (0, 2, 1))[..., None]
+                )[..., 0, 0]
                 cross_val = _trig_value(cross, psi_ref, mult, xp)
                 d2 = (
                     img_wnorm[e][i0:i1][:, None]
