@@ -45,6 +45,7 @@ aligned images in real space (:func:`aligned_pairs`), chunked.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -215,6 +216,7 @@ def _keys_transform(nu: NDArray[np.float64]) -> NDArray[np.float64]:
     return (kernel[None, :] * np.cos(2.0 * np.pi * np.outer(nu, t))).sum(axis=1) * dt
 
 
+@functools.lru_cache(maxsize=8)
 def _deapodisation(n: int) -> NDArray[np.float32]:
     """Real-space factor undoing the interpolation kernel's attenuation, (n, n).
 
@@ -224,7 +226,9 @@ def _deapodisation(n: int) -> NDArray[np.float32]:
     """
     p = np.arange(n) - n // 2
     profile = 1.0 / _keys_transform(p / (_PAD * n))
-    return np.outer(profile, profile).astype(np.float32)
+    out = np.outer(profile, profile).astype(np.float32)
+    out.setflags(write=False)  # cached and shared
+    return out
 
 
 def _padded_spectra(stack: Any, n: int, xp: Any, fft: Any) -> Any:
