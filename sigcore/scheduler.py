@@ -47,6 +47,7 @@ __all__ = [
     "needs_mirror",
     "random_start",
     "run",
+    "search_band",
 ]
 
 MASK_EDGE = 3.0
@@ -195,16 +196,35 @@ def needs_mirror(config: ReconstructionConfig, *, proper: bool) -> bool:
     return restricted or not proper
 
 
-def fisher_pixels(box: int) -> int:
-    """Number of pixels the Fisher bound treats as samples.
+SEARCH_BAND_DEFAULT = 0.25
+"""Search band (cycles/px) without ``--max-resolution``: the band Xmipp's gallery
+projector keeps (ALGORITHM §5.3); an initial model needs no more, and the
+search cost grows with the square of the band."""
+
+
+def search_band(config: ReconstructionConfig) -> float:
+    """Highest frequency the alignment search uses, cycles per working pixel.
+
+    With ``--max-resolution`` the images are already cropped so that Nyquist
+    is the target resolution, and the whole band (0.5) is used; otherwise
+    :data:`SEARCH_BAND_DEFAULT`.
+    """
+    return 0.5 if config.max_resolution is not None else SEARCH_BAND_DEFAULT
+
+
+def fisher_pixels(box: int, band: float = 0.5) -> int:
+    """Number of pixels the Fisher bound treats as independent samples.
 
     sigcore counts the pixels of the inscribed disc (the region the images
-    carry signal in); Xmipp counts the whole square (ALGORITHM §9), but
+    carry signal in), scaled by the fraction ``(band / 0.5)²`` of the
+    Fourier plane the search correlates (a band-limited image has that many
+    independent samples); Xmipp counts the whole square (ALGORITHM §9), but
     ``--compat xmipp`` turns Fisher off anyway (ALGORITHM Q1).
     """
     c = box // 2
     yy, xx = np.mgrid[:box, :box]
-    return int(np.count_nonzero(np.hypot(yy - c, xx - c) <= box / 2.0))
+    disc = np.count_nonzero(np.hypot(yy - c, xx - c) <= box / 2.0)
+    return max(1, int(round(disc * min(1.0, band / 0.5) ** 2)))
 
 
 def random_start(
@@ -282,9 +302,12 @@ class _Loop:
             max_shift=float(max(1.0, round(shift))),
             shift_step=1.0,
             mirror=self.mirror,
+            max_frequency=search_band(config),
         )
         self.fisher_pixels = (
-            fisher_pixels(box) if config.fisher and not config.xmipp else None
+            fisher_pixels(box, self.params.max_frequency)
+            if config.fisher and not config.xmipp
+            else None
         )
         schedule = significance.alpha_schedule(
             config.alpha0, config.alpha_final, config.iterations, compat=config.xmipp

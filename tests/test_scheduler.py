@@ -250,6 +250,8 @@ def test_fisher_pixels_counts_the_disc():
     # 9 pixels with |dx|, |dy| <= 1 plus (-2, 0) and (0, -2): 11
     assert fisher_pixels(4) == 11
     assert 0.7 * 64 * 64 < fisher_pixels(64) < 0.8 * 64 * 64  # ~ pi / 4
+    # half the band: a quarter of the independent samples
+    assert fisher_pixels(64, 0.25) == round(fisher_pixels(64) / 4)
 
 
 def test_imed_required_from_the_search():
