@@ -224,7 +224,7 @@ def fisher_pixels(box: int, band: float = 0.5) -> int:
     c = box // 2
     yy, xx = np.mgrid[:box, :box]
     disc = np.count_nonzero(np.hypot(yy - c, xx - c) <= box / 2.0)
-    return max(1, int(round(disc * min(1.0, band / 0.5) ** 2)))
+    return max(1, round(float(disc) * min(1.0, band / 0.5) ** 2))
 
 
 def random_start(
