@@ -1,0 +1,280 @@
+"""numba central-slice insertion: :func:`projector.reconstruct` for the ``cpu`` backend.
+
+This module owns one CPU replacement, :func:`reconstruct_numba`, of the weighted
+direct Fourier inversion of :func:`sigcore.backends.projector.reconstruct`
+(``xp = numpy``): same arguments, same grid conventions, same result up to
+float rounding. The FFTs, the Hermitian mirror, the regularised division and
+the gridding correction are the projector's NumPy steps; only the insertion
+(the ``np.bincount`` scatter-adds, most of the run time) is a parallel numba
+kernel. Each thread accumulates its share of the pose rows into its own
+float64 partial grid (no races, no atomics); the partial grids are summed at
+the end. numba is imported lazily, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sigcore.backends.projector import (
+    _frequencies,
+    _padded_size,
+    _sinc2_correction,
+)
+from sigcore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sigcore.imageset import PoseTable
+
+__all__ = ["reconstruct_numba", "warm_up"]
+
+# Upper bound on the memory of the per-thread partial grids (3 float64 per
+# voxel each): fewer grids than threads when the padded box is large.
+_PARTIAL_GRID_BYTES = 2 << 30
+
+
+@functools.cache
+def _kernels() -> tuple[Any, Any]:
+    """Compile (or load from numba's cache) the insertion and reduction kernels."""
+    import numba
+
+    @numba.njit(cache=True, parallel=True)
+    def insert(
+        spectra: Any,
+        slot: Any,
+        shifts: Any,
+        weights: Any,
+        planes: Any,
+        kx: Any,
+        ky: Any,
+        ix: Any,
+        iy: Any,
+        radial: Any,
+        size: int,
+        bounds: Any,
+        grids: Any,
+    ) -> None:  # pragma: no cover - compiled
+        npoints = kx.shape[0]
+        nops = planes.shape[1]
+        stride = size * size
+        scale = -2.0 * np.pi / size
+        for c in numba.prange(bounds.shape[0] - 1):
+            grid = grids[c]
+            tx = np.empty(size, dtype=np.complex128)
+            ty = np.empty(size, dtype=np.complex128)
+            shifted = np.empty(npoints, dtype=np.complex128)
+            for r in range(bounds[c], bounds[c + 1]):
+                # Shift phase exp(-2 pi i (kx sx + ky sy) / size), one table per axis.
+                sx = shifts[r, 0]
+                sy = shifts[r, 1]
+                for k in range(size):
+                    f = k if k < size - k else k - size
+                    tx[k] = np.exp(1j * (scale * f * sx))
+                    ty[k] = np.exp(1j * (scale * f * sy))
+                spectrum = spectra[slot[r]]
+                for p in range(npoints):
+                    shifted[p] = spectrum[p] * (tx[ix[p]] * ty[iy[p]])
+                w = np.float32(weights[r])
+                for s in range(nops):
+                    a0 = planes[r, s, 0, 0]
+                    a1 = planes[r, s, 0, 1]
+                    a2 = planes[r, s, 0, 2]
+                    b0 = planes[r, s, 1, 0]
+                    b1 = planes[r, s, 1, 1]
+                    b2 = planes[r, s, 1, 2]
+                    for p in range(npoints):
+                        # q = (A L).T @ (kx, ky, 0), float32 as in the projector.
+                        qx = kx[p] * a0 + ky[p] * b0
+                        qy = kx[p] * a1 + ky[p] * b1
+                        qz = kx[p] * a2 + ky[p] * b2
+                        fx = np.floor(qx)
+                        fy = np.floor(qy)
+                        fz = np.floor(qz)
+                        x0 = int(fx)
+                        y0 = int(fy)
+                        z0 = int(fz)
+                        ux = qx - fx
+                        uy = qy - fy
+                        uz = qz - fz
+                        x0 = x0 + size if x0 < 0 else x0
+                        y0 = y0 + size if y0 < 0 else y0
+                        z0 = z0 + size if z0 < 0 else z0
+                        x1 = 0 if x0 + 1 == size else x0 + 1
+                        y1 = 0 if y0 + 1 == size else y0 + 1
+                        z1 = 0 if z0 + 1 == size else z0 + 1
+                        wr = w * radial[p]
+                        vre = shifted[p].real
+                        vim = shifted[p].imag
+                        for cz in range(2):
+                            zi = (z1 if cz else z0) * stride
+                            wz = uz if cz else np.float32(1) - uz
+                            for cy in range(2):
+                                zyi = zi + (y1 if cy else y0) * size
+                                wzy = wz * (uy if cy else np.float32(1) - uy)
+                                for cx in range(2):
+                                    v = zyi + (x1 if cx else x0)
+                                    tri = wzy * (ux if cx else np.float32(1) - ux)
+                                    cw = np.float64(tri * wr)
+                                    grid[v, 0] += vre * cw
+                                    grid[v, 1] += vim * cw
+                                    grid[v, 2] += cw
+
+    @numba.njit(cache=True, parallel=True)
+    def reduce(grids: Any, out: Any) -> None:  # pragma: no cover - compiled
+        for v in numba.prange(grids.shape[1]):
+            for j in range(3):
+                acc = 0.0
+                for c in range(grids.shape[0]):
+                    acc += grids[c, v, j]
+                out[j, v] = acc
+
+    return insert, reduce
+
+
+def _thread_count() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def reconstruct_numba(
+    images: NDArray[np.float32],
+    poses: PoseTable,
+    *,
+    symmetry_ops: NDArray[np.float64] | None = None,
+    pad: float = 2,
+    regularizer: float = 1e-3,
+) -> NDArray[np.float32]:
+    """Reconstruct a volume by weighted direct Fourier inversion, numba on the CPU.
+
+    The same operator as :func:`sigcore.backends.projector.reconstruct` with
+    ``xp = numpy`` (see its notes for the method): the result agrees with it
+    to float rounding (relative 1e-6 of the map's maximum), many times faster.
+
+    Parameters
+    ----------
+    images : ndarray, shape (N_img, n, n), float32
+        The image stack, centre at ``n // 2``.
+    poses : PoseTable
+        One row per (image, orientation) contribution: ``image_index`` selects
+        the image, ``rotations`` are RELION-sense matrices, ``shifts`` (pixels,
+        RELION sign) are applied to the image (translate by ``+shift``) before
+        insertion, ``weights`` (>= 0) scale its contribution; rows of weight 0
+        are dropped, so they change nothing.
+    symmetry_ops : ndarray, shape (S, 3, 3), float64, optional
+        The point-group operators ``L`` (``V(L r) = V(r)``), identity included;
+        every row is inserted once per operator, at pose ``A @ L``. ``None``
+        means c1.
+    pad : float
+        Zero-padding factor of images and Fourier grid.
+    regularizer : float
+        ``eps`` in ``num / max(den, eps * mean(den))``, the mean taken over the
+        sampled voxels (``den > 0``).
+
+    Returns
+    -------
+    ndarray, shape (n, n, n), float32
+        Indexed ``[z, y, x]``, centre at ``n // 2``.
+
+    Notes
+    -----
+    The threads split the pose rows into contiguous chunks, one float64
+    partial grid (``3 (pad n)³`` values) per chunk; at most
+    ``_PARTIAL_GRID_BYTES`` of them, so a large box gets fewer chunks than
+    threads. The shift phase is built from two per-row float64 tables
+    (``exp(-2 pi i kx sx / N)`` and the same in ``y``) instead of one
+    ``exp`` per sample.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3 or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"images must have shape (N, n, n), got {images.shape}")
+    if np.any(poses.weights < 0) or not np.all(np.isfinite(poses.weights)):
+        raise ConfigError("pose weights must be finite and >= 0")
+    if len(poses) and (
+        poses.image_index.min() < 0 or poses.image_index.max() >= images.shape[0]
+    ):
+        raise ConfigError(
+            f"pose image_index out of range for a stack of {images.shape[0]} images"
+        )
+    poses = poses.take(poses.weights > 0)
+    n = images.shape[-1]
+    size = _padded_size(n, pad)
+    offset = size // 2 - n // 2
+    ops = np.eye(3)[None] if symmetry_ops is None else np.asarray(symmetry_ops)
+    ops = ops.reshape(-1, 3, 3).astype(np.float64)
+
+    # The projector's half-plane sample list (rfft2 layout, Nyquist disc, no origin).
+    ky = np.broadcast_to(_frequencies(size, np)[:, None], (size, size // 2 + 1))
+    kx = np.broadcast_to(np.arange(size // 2 + 1, dtype=np.float32), ky.shape)
+    inside = (kx * kx + ky * ky < (size / 2) ** 2) & ((kx > 0) | (ky > 0))
+    inside = inside.ravel()
+    kx, ky = kx.ravel()[inside], ky.ravel()[inside]
+    radial = np.sqrt(kx * kx + ky * ky)
+    ix = kx.astype(np.int64)
+    iy = ky.astype(np.int64) % size
+
+    used = np.unique(poses.image_index)
+    slot = np.zeros(images.shape[0], dtype=np.int64)
+    slot[used] = np.arange(len(used))
+    spectra = np.empty((len(used), kx.shape[0]), dtype=np.complex64)
+    padded = np.zeros((min(64, max(1, len(used))), size, size), dtype=np.float32)
+    for start in range(0, len(used), padded.shape[0]):
+        chunk = used[start : start + padded.shape[0]]
+        slab = padded[: len(chunk)]
+        slab[:, offset : offset + n, offset : offset + n] = images[chunk]
+        half = np.fft.rfft2(np.fft.ifftshift(slab, axes=(-2, -1)))
+        spectra[start : start + len(chunk)] = half.reshape(len(chunk), -1)[:, inside]
+    del padded
+
+    rows = len(poses)
+    voxels = size**3
+    chunks = max(1, min(_thread_count(), rows, _PARTIAL_GRID_BYTES // (24 * voxels)))
+    sums = np.zeros((3, voxels), dtype=np.float64)
+    if rows:
+        insert, reduce = _kernels()
+        planes = np.ascontiguousarray(
+            (poses.rotations[:, None] @ ops[None])[:, :, :2, :], dtype=np.float32
+        )
+        bounds = np.linspace(0, rows, chunks + 1).round().astype(np.int64)
+        grids = np.zeros((chunks, voxels, 3), dtype=np.float64)
+        insert(
+            spectra,
+            np.ascontiguousarray(slot[poses.image_index]),
+            np.ascontiguousarray(poses.shifts, dtype=np.float64),
+            np.ascontiguousarray(poses.weights, dtype=np.float64),
+            planes,
+            kx,
+            ky,
+            ix,
+            iy,
+            radial,
+            size,
+            bounds,
+            grids,
+        )
+        reduce(grids, sums)
+        del grids
+
+    axes = (0, 1, 2)
+    num = (sums[0] + 1j * sums[1]).reshape(size, size, size)
+    den = sums[2].reshape(size, size, size)
+    del sums
+    num += np.roll(np.flip(num, axis=axes), 1, axis=axes).conj()
+    den += np.roll(np.flip(den, axis=axes), 1, axis=axes)
+    sampled = den > 0
+    floor = regularizer * (float(den[sampled].mean()) if bool(sampled.any()) else 1.0)
+    grid = num / np.maximum(den, floor)
+    del num, den
+    volume = np.fft.fftshift(np.fft.ifftn(grid).real)
+    volume = volume[offset : offset + n, offset : offset + n, offset : offset + n]
+    return (volume / _sinc2_correction(n, size, np)).astype(np.float32)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels on a tiny input."""
+    from sigcore.imageset import PoseTable
+
+    reconstruct_numba(np.zeros((1, 4, 4), dtype=np.float32), PoseTable.identity(1))
