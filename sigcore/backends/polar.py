@@ -433,7 +433,7 @@ def search_polar(
     xp : module
         ``numpy`` or ``cupy``; the inputs live in it.
     fft : module or None
-        FFT namespace (``fft2``, ``fft``, ``irfft``); ``xp.fft`` by default
+        FFT namespace (``fft2``, ``fft``, ``ifft``, ``irfft``); ``xp.fft`` by default
         (the CPU backend passes a multi-threaded ``scipy.fft``).
     sampler : callable or None
         Polar interpolation kernel (see :func:`polar_samples`).
