@@ -40,10 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["project", "reconstruct"]
 
-# Fourier samples handled per batch (bounds the temporary arrays to ~100 MB);
-# insertion spreads each sample to 8 voxels at once, hence the smaller batch.
+# Fourier samples handled per batch (bounds the temporary arrays to ~100 MB).
 _POINTS_PER_BATCH = 1 << 21
-_INSERT_POINTS_PER_BATCH = 1 << 19
 
 
 def _is_numpy(xp: Any) -> bool:
@@ -300,7 +298,7 @@ def reconstruct(
     num_im = xp.zeros(size**3, dtype=xp.float64)
     den = xp.zeros(size**3, dtype=xp.float64)
     if batch is None:
-        batch = max(1, _INSERT_POINTS_PER_BATCH // (npoints * len(ops)))
+        batch = max(1, _POINTS_PER_BATCH // (npoints * len(ops)))
     # Each image is transformed once, however many rows (directions) use it.
     used = np.unique(poses.image_index)
     slot = np.zeros(images.shape[0], dtype=np.int64)
@@ -331,14 +329,13 @@ def reconstruct(
         full = rows.rotations[:, None] @ ops[None]
         planes = xp.asarray(full[:, :, :2, :], dtype=xp.float32)
         q = _slice_coordinates(kx, ky, planes)
-        # All 8 trilinear corners in one scatter per grid (fewer full-grid passes).
-        corners = list(_trilinear_corners(*q, size, xp))
-        flat = xp.concatenate([index.ravel() for index, _ in corners])
-        w = xp.concatenate([(tri * weights).ravel() for _, tri in corners])
-        wf = xp.concatenate([(spectra * (tri * weights)).ravel() for _, tri in corners])
-        _scatter_add(xp, num_re, flat, wf.real)
-        _scatter_add(xp, num_im, flat, wf.imag)
-        _scatter_add(xp, den, flat, w)
+        for index, tri in _trilinear_corners(*q, size, xp):
+            w = tri * weights
+            wf = spectra * w
+            flat = index.ravel()
+            _scatter_add(xp, num_re, flat, wf.real.ravel())
+            _scatter_add(xp, num_im, flat, wf.imag.ravel())
+            _scatter_add(xp, den, flat, w.ravel())
 
     axes = (0, 1, 2)
     num = (num_re + 1j * num_im).reshape(size, size, size)
