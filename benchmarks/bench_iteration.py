@@ -83,6 +83,7 @@ def time_iteration(
     max_shift: float,
     threads: int | None = None,
     repeats: int = 1,
+    warmup: bool = True,
 ) -> dict[str, Any]:
     """Run one warm-up and ``repeats`` timed iterations; return the best split."""
     from sigcore import scheduler
@@ -102,7 +103,8 @@ def time_iteration(
     from sigcore.volume import lowpass
 
     volume = np.asarray(lowpass(truth, 20.0, 2.0), dtype=np.float32)
-    loop.iterate(volume, 0, 0)  # warm-up: compilation, FFT plans, caches
+    if warmup:  # compilation, FFT plans, caches
+        loop.iterate(volume, 0, 0)
     best: dict[str, float] | None = None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -182,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the untimed first iteration (the cpu backend compiles its "
+        "kernels when created; GPU runs need the warm-up for cuFFT plans)",
+    )
+    p.add_argument(
         "--reference-n",
         type=int,
         default=0,
@@ -216,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             box=box,
             step=step,
             repeats=args.repeats,
+            warmup=not args.no_warmup,
             **common,
         )
         rows.append(_report(row, cal, cal_gflops))
