@@ -11,6 +11,7 @@ and writing a set's images next to a metadata file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from sigcore.imageset import ImageSet
 __all__ = [
     "ImageRef",
     "collect_images",
+    "column_key",
     "name_images",
     "parse_image_name",
     "resolve",
@@ -227,3 +229,13 @@ def name_images(
         rel = str(target.resolve())
     rel = Path(rel).as_posix()
     return [f"{i + 1:06d}@{rel}" for i in range(len(data))]
+
+
+def column_key(key: str) -> str:
+    """Turn a ``PoseTable.extra`` key into a STAR/XMD-safe label fragment.
+
+    Metric names of third-party plugins are namespaced with dots
+    (``"example.frc"``); labels allow letters, digits and ``_`` only, so every
+    other character becomes ``_``.
+    """
+    return re.sub(r"[^0-9A-Za-z_]", "_", key)

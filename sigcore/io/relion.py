@@ -24,7 +24,12 @@ from numpy.typing import NDArray
 from sigcore.errors import FormatError
 from sigcore.hookspecs import hookimpl
 from sigcore.imageset import ImageSet, PoseTable
-from sigcore.io._names import collect_images, name_images, parse_image_name
+from sigcore.io._names import (
+    collect_images,
+    column_key,
+    name_images,
+    parse_image_name,
+)
 from sigcore.io.atomic import atomic_path, check_writable
 
 __all__ = [
@@ -293,12 +298,13 @@ def read_star(path: str | Path) -> ImageSet:
 def _extra_columns(extra: Mapping[str, NDArray], path: Path) -> dict[str, NDArray]:
     columns = {}
     for key, values in extra.items():
-        if not key.replace("_", "").isalnum():
-            raise FormatError(path, f"extra column {key!r} is not a valid label")
+        label = SIGCORE_PREFIX + column_key(key)
+        if label in columns:
+            raise FormatError(path, f"extra columns collide on the label {label!r}")
         values = np.asarray(values)
         if values.dtype == bool:
             values = values.astype(int)
-        columns[SIGCORE_PREFIX + key] = values
+        columns[label] = values
     return columns
 
 

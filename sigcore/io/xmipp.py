@@ -24,7 +24,12 @@ from numpy.typing import NDArray
 from sigcore.errors import FormatError
 from sigcore.hookspecs import hookimpl
 from sigcore.imageset import ImageSet, PoseTable
-from sigcore.io._names import collect_images, name_images, parse_image_name
+from sigcore.io._names import (
+    collect_images,
+    column_key,
+    name_images,
+    parse_image_name,
+)
 from sigcore.io.atomic import atomic_path, check_writable
 
 __all__ = [
@@ -260,7 +265,8 @@ def write_xmd(
         columns["flip"] = np.zeros(len(poses), dtype=int)
         columns["weight"] = poses.weights
         for key, values in poses.extra.items():
-            columns[EXTRA_LABELS.get(key, _PREFIX + key)] = np.asarray(values)
+            label = EXTRA_LABELS.get(key, _PREFIX + column_key(key))
+            columns[label] = np.asarray(values)
     if data.pixel_size:
         columns["samplingRate"] = np.full(len(columns["image"]), data.pixel_size)
     formatted = [_format(values, label, path) for label, values in columns.items()]

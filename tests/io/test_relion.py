@@ -172,3 +172,25 @@ def test_sniff(tmp_path, stage):
     other = tmp_path / "x.star"
     other.write_text("nothing here")
     assert not RelionStarReader().sniff(other)
+
+
+def test_namespaced_extra_columns_become_valid_labels(tmp_path):
+    """A third-party metric name ("pkg.metric") is written as a valid label."""
+    import numpy as np
+
+    from sigcore.imageset import ImageSet, PoseTable
+    from sigcore.io.relion import read_star, write_star
+
+    poses = PoseTable(
+        image_index=np.arange(2),
+        rotations=np.broadcast_to(np.eye(3), (2, 3, 3)),
+        shifts=np.zeros((2, 2)),
+        weights=np.ones(2),
+        extra={"example.frc_weighted_correlation": np.array([0.25, 0.5])},
+    )
+    data = ImageSet(np.zeros((2, 8, 8), np.float32), pixel_size=2.0, poses=poses)
+    write_star(data, tmp_path / "a.star")
+    back = read_star(tmp_path / "a.star")
+    np.testing.assert_allclose(
+        back.poses.extra["example_frc_weighted_correlation"], [0.25, 0.5]
+    )
