@@ -19,12 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sigcore.backends.projector import (
-    _frequencies,
-    _padded_size,
-    _sinc2_correction,
-)
-from sigcore.errors import ConfigError
+from sigcore.backends.projector import finish_reconstruction, insertion_plan
 
 if TYPE_CHECKING:
     from sigcore.imageset import PoseTable
@@ -188,46 +183,23 @@ def reconstruct_numba(
     (``exp(-2 pi i kx sx / N)`` and the same in ``y``) instead of one
     ``exp`` per sample.
     """
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise ConfigError(f"images must have shape (N, n, n), got {images.shape}")
-    if np.any(poses.weights < 0) or not np.all(np.isfinite(poses.weights)):
-        raise ConfigError("pose weights must be finite and >= 0")
-    if len(poses) and (
-        poses.image_index.min() < 0 or poses.image_index.max() >= images.shape[0]
-    ):
-        raise ConfigError(
-            f"pose image_index out of range for a stack of {images.shape[0]} images"
-        )
-    poses = poses.take(poses.weights > 0)
-    n = images.shape[-1]
-    size = _padded_size(n, pad)
-    offset = size // 2 - n // 2
-    ops = np.eye(3)[None] if symmetry_ops is None else np.asarray(symmetry_ops)
-    ops = ops.reshape(-1, 3, 3).astype(np.float64)
-
-    # The projector's half-plane sample list (rfft2 layout, Nyquist disc, no origin).
-    ky = np.broadcast_to(_frequencies(size, np)[:, None], (size, size // 2 + 1))
-    kx = np.broadcast_to(np.arange(size // 2 + 1, dtype=np.float32), ky.shape)
-    inside = (kx * kx + ky * ky < (size / 2) ** 2) & ((kx > 0) | (ky > 0))
-    inside = inside.ravel()
-    kx, ky = kx.ravel()[inside], ky.ravel()[inside]
-    radial = np.sqrt(kx * kx + ky * ky)
+    plan = insertion_plan(
+        np.asarray(images, dtype=np.float32),
+        poses,
+        symmetry_ops=symmetry_ops,
+        pad=pad,
+        xp=np,
+    )
+    poses, ops, size = plan.poses, plan.ops, plan.size
+    kx, ky, radial, spectra, slot = (
+        plan.kx,
+        plan.ky,
+        plan.radial,
+        plan.spectra,
+        plan.slot,
+    )
     ix = kx.astype(np.int64)
     iy = ky.astype(np.int64) % size
-
-    used = np.unique(poses.image_index)
-    slot = np.zeros(images.shape[0], dtype=np.int64)
-    slot[used] = np.arange(len(used))
-    spectra = np.empty((len(used), kx.shape[0]), dtype=np.complex64)
-    padded = np.zeros((min(64, max(1, len(used))), size, size), dtype=np.float32)
-    for start in range(0, len(used), padded.shape[0]):
-        chunk = used[start : start + padded.shape[0]]
-        slab = padded[: len(chunk)]
-        slab[:, offset : offset + n, offset : offset + n] = images[chunk]
-        half = np.fft.rfft2(np.fft.ifftshift(slab, axes=(-2, -1)))
-        spectra[start : start + len(chunk)] = half.reshape(len(chunk), -1)[:, inside]
-    del padded
 
     rows = len(poses)
     voxels = size**3
@@ -258,19 +230,10 @@ def reconstruct_numba(
         reduce(grids, sums)
         del grids
 
-    axes = (0, 1, 2)
     num = (sums[0] + 1j * sums[1]).reshape(size, size, size)
     den = sums[2].reshape(size, size, size)
     del sums
-    num += np.roll(np.flip(num, axis=axes), 1, axis=axes).conj()
-    den += np.roll(np.flip(den, axis=axes), 1, axis=axes)
-    sampled = den > 0
-    floor = regularizer * (float(den[sampled].mean()) if bool(sampled.any()) else 1.0)
-    grid = num / np.maximum(den, floor)
-    del num, den
-    volume = np.fft.fftshift(np.fft.ifftn(grid).real)
-    volume = volume[offset : offset + n, offset : offset + n, offset : offset + n]
-    return (volume / _sinc2_correction(n, size, np)).astype(np.float32)
+    return finish_reconstruction(num, den, plan, regularizer=regularizer, xp=np)
 
 
 def warm_up() -> None:

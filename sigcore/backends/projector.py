@@ -28,6 +28,7 @@ makes; a wider kernel would be more accurate and 3–8× slower).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,7 +39,13 @@ from sigcore.errors import ConfigError
 if TYPE_CHECKING:
     from sigcore.imageset import PoseTable
 
-__all__ = ["project", "reconstruct"]
+__all__ = [
+    "InsertionPlan",
+    "finish_reconstruction",
+    "insertion_plan",
+    "project",
+    "reconstruct",
+]
 
 # Fourier samples handled per batch (bounds the temporary arrays to ~100 MB).
 _POINTS_PER_BATCH = 1 << 21
@@ -200,6 +207,145 @@ def project(
     return out
 
 
+@dataclass(frozen=True)
+class InsertionPlan:
+    """What every central-slice insertion needs, computed once per reconstruction.
+
+    Attributes
+    ----------
+    poses : PoseTable
+        The rows with weight > 0.
+    ops : ndarray, shape (S, 3, 3)
+        Symmetry operators (identity alone for c1).
+    n, size, offset : int
+        Box, padded box and the box's offset inside it.
+    kx, ky, radial : Array, shape (P,), float32
+        The half-plane samples (rfft2 layout, inside the Nyquist disc, origin
+        left out) in padded DFT units, and their ``|k|``.
+    inside : Array, shape (size * (size // 2 + 1),), bool
+        Which rfft2 coefficients are those samples.
+    spectra : Array, shape (U, P), complex64
+        The samples of each used image (transformed once, however many rows
+        use it).
+    slot : ndarray, shape (N_img,), int64
+        Row of ``spectra`` for each image index.
+    """
+
+    poses: PoseTable
+    ops: NDArray[np.float64]
+    n: int
+    size: int
+    offset: int
+    kx: Any
+    ky: Any
+    radial: Any
+    inside: Any
+    spectra: Any
+    slot: NDArray[np.int64]
+
+
+def insertion_plan(
+    images: Any,
+    poses: PoseTable,
+    *,
+    symmetry_ops: NDArray[np.float64] | None,
+    pad: float,
+    xp: Any,
+) -> InsertionPlan:
+    """Validate the inputs and transform the used images (see :func:`reconstruct`).
+
+    Raises
+    ------
+    ConfigError
+        Non-square images, negative or non-finite weights, or image indices
+        outside the stack.
+    """
+    images = xp.asarray(images, dtype=xp.float32)
+    if images.ndim != 3 or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"images must have shape (N, n, n), got {images.shape}")
+    if np.any(poses.weights < 0) or not np.all(np.isfinite(poses.weights)):
+        raise ConfigError("pose weights must be finite and >= 0")
+    if len(poses) and (
+        poses.image_index.min() < 0 or poses.image_index.max() >= images.shape[0]
+    ):
+        raise ConfigError(
+            f"pose image_index out of range for a stack of {images.shape[0]} images"
+        )
+    poses = poses.take(poses.weights > 0)
+    n = images.shape[-1]
+    size = _padded_size(n, pad)
+    offset = size // 2 - n // 2
+    ops = np.eye(3)[None] if symmetry_ops is None else np.asarray(symmetry_ops)
+    ops = ops.reshape(-1, 3, 3).astype(np.float64)
+
+    # Half of the 2D spectrum (the rfft2 layout); the other half is added at the
+    # end as the Hermitian mirror of the accumulated grids. Each sample carries
+    # the density compensation |k| (so the origin, weight 0, is left out).
+    ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
+    kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
+    inside = (kx * kx + ky * ky < (size / 2) ** 2) & ((kx > 0) | (ky > 0))
+    inside = inside.ravel()
+    kx, ky = kx.ravel()[inside], ky.ravel()[inside]
+
+    used = np.unique(poses.image_index)
+    slot = np.zeros(images.shape[0], dtype=np.int64)
+    slot[used] = np.arange(len(used))
+    spectra = xp.empty((len(used), kx.shape[0]), dtype=xp.complex64)
+    padded = xp.zeros((min(64, max(1, len(used))), size, size), dtype=xp.float32)
+    for start in range(0, len(used), padded.shape[0]):
+        chunk = used[start : start + padded.shape[0]]
+        slab = padded[: len(chunk)]
+        slab[:, offset : offset + n, offset : offset + n] = images[xp.asarray(chunk)]
+        half = xp.fft.rfft2(xp.fft.ifftshift(slab, axes=(-2, -1)))
+        spectra[start : start + len(chunk)] = half.reshape(len(chunk), -1)[:, inside]
+    return InsertionPlan(
+        poses=poses,
+        ops=ops,
+        n=n,
+        size=size,
+        offset=offset,
+        kx=kx,
+        ky=ky,
+        radial=xp.sqrt(kx * kx + ky * ky),
+        inside=inside,
+        spectra=spectra,
+        slot=slot,
+    )
+
+
+def finish_reconstruction(
+    num: Any, den: Any, plan: InsertionPlan, *, regularizer: float, xp: Any
+) -> Any:
+    """Hermitian mirror, regularised division, inverse FFT, crop, gridding correction.
+
+    Parameters
+    ----------
+    num : Array, shape (size, size, size), complex
+        Accumulated weighted samples of the half-plane insertions.
+    den : Array, shape (size, size, size), float
+        Accumulated weights.
+    plan : InsertionPlan
+    regularizer : float
+        See :func:`reconstruct`.
+    xp : module
+
+    Returns
+    -------
+    Array, shape (n, n, n), float32
+    """
+    n, size, offset = plan.n, plan.size, plan.offset
+    axes = (0, 1, 2)
+    num += xp.roll(xp.flip(num, axis=axes), 1, axis=axes).conj()
+    den += xp.roll(xp.flip(den, axis=axes), 1, axis=axes)
+    sampled = den > 0
+    floor = regularizer * (float(den[sampled].mean()) if bool(sampled.any()) else 1.0)
+    grid = num / xp.maximum(den, floor)
+    del num, den
+    volume = xp.fft.fftshift(xp.fft.ifftn(grid).real)
+    volume = volume[offset : offset + n, offset : offset + n, offset : offset + n]
+    return (volume / _sinc2_correction(n, size, xp)).astype(xp.float32)
+
+
 def reconstruct(
     images: Any,
     poses: PoseTable,
@@ -265,58 +411,18 @@ def reconstruct(
     gridding correction) undoes that. Frequencies outside the Nyquist sphere
     (``|k| >= n / 2`` in unpadded units) are never sampled and come out zero.
     """
-    images = xp.asarray(images, dtype=xp.float32)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise ConfigError(f"images must have shape (N, n, n), got {images.shape}")
-    if np.any(poses.weights < 0) or not np.all(np.isfinite(poses.weights)):
-        raise ConfigError("pose weights must be finite and >= 0")
-    if len(poses) and (
-        poses.image_index.min() < 0 or poses.image_index.max() >= images.shape[0]
-    ):
-        raise ConfigError(
-            f"pose image_index out of range for a stack of {images.shape[0]} images"
-        )
-    poses = poses.take(poses.weights > 0)
-    n = images.shape[-1]
-    size = _padded_size(n, pad)
-    offset = size // 2 - n // 2
-    ops = np.eye(3)[None] if symmetry_ops is None else np.asarray(symmetry_ops)
-    ops = ops.reshape(-1, 3, 3).astype(np.float64)
-
-    # Half of the 2D spectrum (the rfft2 layout); the other half is added at the
-    # end as the Hermitian mirror of the accumulated grids. Each sample carries
-    # the density compensation |k| (so the origin, weight 0, is left out).
-    ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
-    kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
-    inside = (kx * kx + ky * ky < (size / 2) ** 2) & ((kx > 0) | (ky > 0))
-    inside = inside.ravel()
-    kx, ky = kx.ravel()[inside], ky.ravel()[inside]
-    radial = xp.sqrt(kx * kx + ky * ky)
-    npoints = kx.shape[0]
-
+    plan = insertion_plan(images, poses, symmetry_ops=symmetry_ops, pad=pad, xp=xp)
+    poses, ops, size = plan.poses, plan.ops, plan.size
+    npoints = plan.kx.shape[0]
     num_re = xp.zeros(size**3, dtype=xp.float64)
     num_im = xp.zeros(size**3, dtype=xp.float64)
     den = xp.zeros(size**3, dtype=xp.float64)
     if batch is None:
         batch = max(1, _POINTS_PER_BATCH // (npoints * len(ops)))
-    # Each image is transformed once, however many rows (directions) use it.
-    used = np.unique(poses.image_index)
-    slot = np.zeros(images.shape[0], dtype=np.int64)
-    slot[used] = np.arange(len(used))
-    all_spectra = xp.empty((len(used), npoints), dtype=xp.complex64)
-    padded = xp.zeros((min(64, max(1, len(used))), size, size), dtype=xp.float32)
-    for start in range(0, len(used), padded.shape[0]):
-        chunk = used[start : start + padded.shape[0]]
-        slab = padded[: len(chunk)]
-        slab[:, offset : offset + n, offset : offset + n] = images[xp.asarray(chunk)]
-        spectra = xp.fft.rfft2(xp.fft.ifftshift(slab, axes=(-2, -1)))
-        all_spectra[start : start + len(chunk)] = spectra.reshape(len(chunk), -1)[
-            :, inside
-        ]
-    del padded
+    kx, ky, radial = plan.kx, plan.ky, plan.radial
     for start in range(0, len(poses), batch):
         rows = poses.take(np.arange(start, min(start + batch, len(poses))))
-        spectra = all_spectra[xp.asarray(slot[rows.image_index])]
+        spectra = plan.spectra[xp.asarray(plan.slot[rows.image_index])]
         shifts = xp.asarray(rows.shifts, dtype=xp.float32)
         phase = (kx * shifts[:, :1] + ky * shifts[:, 1:]) * xp.float32(
             -2 * np.pi / size
@@ -337,15 +443,8 @@ def reconstruct(
             _scatter_add(xp, num_im, flat, wf.imag.ravel())
             _scatter_add(xp, den, flat, w.ravel())
 
-    axes = (0, 1, 2)
     num = (num_re + 1j * num_im).reshape(size, size, size)
-    den = den.reshape(size, size, size)
-    num += xp.roll(xp.flip(num, axis=axes), 1, axis=axes).conj()
-    den += xp.roll(xp.flip(den, axis=axes), 1, axis=axes)
-    sampled = den > 0
-    floor = regularizer * (float(den[sampled].mean()) if bool(sampled.any()) else 1.0)
-    grid = num / xp.maximum(den, floor)
-    del num, den, num_re, num_im
-    volume = xp.fft.fftshift(xp.fft.ifftn(grid).real)
-    volume = volume[offset : offset + n, offset : offset + n, offset : offset + n]
-    return (volume / _sinc2_correction(n, size, xp)).astype(xp.float32)
+    del num_re, num_im
+    return finish_reconstruction(
+        num, den.reshape(size, size, size), plan, regularizer=regularizer, xp=xp
+    )
