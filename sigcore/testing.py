@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ConformanceReport", "check_backend", "small_case"]
+from sigcore.alignment import SearchResult
+from sigcore.backends.base import ArrayBackend
+
+__all__ = ["ConformanceReport", "UnalignedBackend", "check_backend", "small_case"]
 
 
 @dataclass
@@ -219,3 +222,58 @@ def check_backend(
         min_reconstruction_fsc=fsc_min,
         failures=failures,
     )
+
+
+class UnalignedBackend(ArrayBackend):
+    """Test double: real projector and reconstructor, a search that does not align.
+
+    Every image is scored against every reference by the Pearson correlation
+    of the unaligned pixels; psi and shifts are reported as the fixed class
+    attributes ``psi`` (degrees) and ``shift`` (pixels, both axes), and with
+    ``with_imed`` an ``imed`` table ``2 - 2c`` is added. It lets scheduler,
+    API and CLI tests run the whole loop in milliseconds; it is not a backend
+    for real data. ``calls`` counts the searches.
+    """
+
+    name = "test-unaligned"
+    psi = 0.0
+    shift = 0.0
+    with_imed = False
+
+    def __init__(self) -> None:
+        super().__init__(np)
+        self.calls = 0
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Always available."""
+        return True
+
+    @classmethod
+    def create(cls, **options: Any) -> UnalignedBackend:
+        """Build one (options are ignored)."""
+        return cls()
+
+    def search(
+        self, images: Any, references: Any, params: Any, metrics: Any = ()
+    ) -> SearchResult:
+        """Correlate the unaligned images with every reference."""
+        self.calls += 1
+        a = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+        b = np.asarray(references, dtype=np.float64).reshape(len(references), -1)
+        a = (a - a.mean(1, keepdims=True)) / a.std(1, keepdims=True)
+        b = (b - b.mean(1, keepdims=True)) / (b.std(1, keepdims=True) + 1e-12)
+        corr = a @ b.T / a.shape[1]
+        shape = corr.shape
+        extra = (
+            {"imed": (2.0 - 2.0 * corr).clip(0).astype(np.float32)}
+            if self.with_imed
+            else {}
+        )
+        return SearchResult(
+            correlation=corr.astype(np.float32),
+            psi=np.full(shape, float(self.psi)),
+            shifts=np.full((*shape, 2), float(self.shift)),
+            mirror=np.zeros(shape, dtype=bool),
+            metrics=extra,
+        )

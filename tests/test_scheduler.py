@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from sigcore.alignment import SearchResult
-from sigcore.backends.base import ArrayBackend
 from sigcore.checkpoint import load_checkpoint
 from sigcore.config import ReconstructionConfig
 from sigcore.errors import ConfigError, SigcoreError
@@ -20,32 +19,14 @@ from sigcore.hookspecs import hookimpl
 from sigcore.plugins import get_plugin_manager
 from sigcore.preprocess import prepare_images
 from sigcore.scheduler import fisher_pixels, needs_mirror, random_start, run
+from sigcore.testing import UnalignedBackend
 
 BOX = 24
 
 
-class _ZeroSearch(ArrayBackend):
+class _ZeroSearch(UnalignedBackend):
     name = "zero-search"
-
-    def __init__(self):
-        super().__init__(np)
-        self.calls = 0
-
-    def search(self, images, references, params, metrics=()):
-        self.calls += 1
-        a = images.reshape(len(images), -1).astype(np.float64)
-        b = references.reshape(len(references), -1).astype(np.float64)
-        a = (a - a.mean(1, keepdims=True)) / a.std(1, keepdims=True)
-        b = (b - b.mean(1, keepdims=True)) / (b.std(1, keepdims=True) + 1e-12)
-        corr = a @ b.T / a.shape[1]
-        shape = corr.shape
-        return SearchResult(
-            correlation=corr.astype(np.float32),
-            psi=np.zeros(shape),
-            shifts=np.zeros((*shape, 2)),
-            mirror=np.zeros(shape, dtype=bool),
-            metrics={"imed": (2.0 - 2.0 * corr).clip(0).astype(np.float32)},
-        )
+    with_imed = True
 
 
 def _images(n=12, seed=0):

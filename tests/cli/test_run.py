@@ -9,43 +9,15 @@ import numpy as np
 import pytest
 
 import sigcore.plugins
-from sigcore.alignment import SearchResult
-from sigcore.backends.base import ArrayBackend
 from sigcore.cli import main
 from sigcore.hookspecs import hookimpl
+from sigcore.testing import UnalignedBackend
 
 BOX = 24
 
 
-class _ZeroSearch(ArrayBackend):
-    """Real projector/reconstructor; the search compares images unaligned."""
-
+class _ZeroSearch(UnalignedBackend):
     name = "test-zero"
-
-    def __init__(self):
-        super().__init__(np)
-
-    @classmethod
-    def is_available(cls):
-        return True
-
-    @classmethod
-    def create(cls, **options):
-        return cls()
-
-    def search(self, images, references, params, metrics=()):
-        a = images.reshape(len(images), -1).astype(np.float64)
-        b = references.reshape(len(references), -1).astype(np.float64)
-        a = (a - a.mean(1, keepdims=True)) / a.std(1, keepdims=True)
-        b = (b - b.mean(1, keepdims=True)) / (b.std(1, keepdims=True) + 1e-12)
-        corr = a @ b.T / a.shape[1]
-        shape = corr.shape
-        return SearchResult(
-            correlation=corr.astype(np.float32),
-            psi=np.zeros(shape),
-            shifts=np.zeros((*shape, 2)),
-            mirror=np.zeros(shape, dtype=bool),
-        )
 
 
 class _Plugin:
