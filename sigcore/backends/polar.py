@@ -27,7 +27,10 @@ Formulation
 4. Max over psi, then over shifts and mirrors; the winner's psi is refined to
    the maximum of the trigonometric polynomial (parabola, then Newton steps on
    the exact harmonic sum). By Parseval the band norms are rotation and shift
-   invariant: each image and reference is normalised once.
+   invariant: each image and reference is normalised once. Since
+   ``max_psi c <= sum_k m_k |C_k|``, a backend may skip the inverse FFT of
+   rows whose bound is below a pair's best sample (``psi_max``; the ``cpu``
+   backend does, exactly).
 
 Memory grows like N x G: images are processed a few at a time (all their
 shifts and mirrors together) against slices of the gallery sized by
@@ -405,7 +408,9 @@ def _psi_max(
     return which, m0.reshape(ni, nj), around.reshape(3, ni, nj)
 
 
-PsiMax = Callable[[Any, int, int, int], tuple[Any, Any, Any]]
+PsiMax = Callable[[Any, PolarGrid, int, int, int], tuple[Any, Any, Any]]
+Refine = Callable[[Any, Any, float], tuple[Any, Any]]
+CrossValue = Callable[[Any, Any, Any, int, Any, Any, Any], Any]
 
 
 def search_polar(
@@ -420,6 +425,8 @@ def search_polar(
     budget_bytes: int = 64 * 2**20,
     run_tasks: TaskRunner | None = None,
     psi_max: PsiMax | None = None,
+    refine: Refine | None = None,
+    cross_value: CrossValue | None = None,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -445,9 +452,20 @@ def search_polar(
         the result); a plain loop by default. The CPU backend runs them on
         threads with single-threaded BLAS.
     psi_max : callable or None
-        ``psi_max(c, ni, rows_per_image, nj) -> (which, m0, around)``, the
-        max over psi and rows of a chunk's correlations (see
-        :func:`_psi_max`, the default).
+        ``psi_max(c_k, grid, ni, rows_per_image, nj) -> (which, m0, around)``:
+        the max over psi and rows of a chunk, from its harmonic coefficients
+        ``c_k`` (shape ``(P // 2 + 1, ni * rows_per_image, nj)``, rows
+        ``grid.n_harmonics:`` zero). The default transforms every column
+        (one inverse real FFT over psi) and takes :func:`_psi_max`.
+    refine : callable or None
+        ``refine(coef (K, p), psi0 (p,), step) -> (psi, value)``: Newton
+        refinement of each pair's harmonic sum within ``step`` of ``psi0``
+        (radians); :func:`_refine` by default.
+    cross_value : callable or None
+        ``cross_value(a, b_w, weight, j0, rows, cols, psi) -> (p,)``: the
+        ring-weighted cross term ``Re sum_k m_k e^{i k psi} sum_r weight_r
+        a[k, row, r] b_w[k, r, j0 + col]`` of listed pairs (the Fourier-metric
+        distances); a batched product by default.
 
     Returns
     -------
@@ -527,11 +545,30 @@ def search_polar(
     psi_step = 2.0 * np.pi / n_psi
     if psi_max is None:
 
-        def find_max(c: Any, ni: int, rpi: int, nj: int) -> tuple[Any, Any, Any]:
+        def find_max(c_k: Any, ni: int, rpi: int, nj: int) -> tuple[Any, Any, Any]:
+            c = fft.irfft(c_k.reshape(n_spec, -1), n=n_psi, axis=0)
             return _psi_max(c, ni, rpi, nj, xp)
 
     else:
-        find_max = psi_max
+
+        def find_max(c_k: Any, ni: int, rpi: int, nj: int) -> tuple[Any, Any, Any]:
+            return psi_max(c_k, grid, ni, rpi, nj)
+
+    if refine is None:
+
+        def refine(coef: Any, psi0: Any, step: float) -> tuple[Any, Any]:
+            return _refine(coef, psi0, step, mult, xp)
+
+    if cross_value is None:
+
+        def cross_value(
+            a: Any, b: Any, fw: Any, j0: int, rows: Any, cols: Any, psi: Any
+        ) -> Any:
+            bw = b[:, :, j0 + cols] * fw[None, :, None]  # (K, R, p)
+            cross = xp.matmul(  # per (k, pair): a_row . bw over rings
+                a[:, rows, None, :], xp.transpose(bw, (0, 2, 1))[..., None]
+            )[..., 0, 0]
+            return _trig_value(cross, psi, mult, xp)
 
     def image_task(i0: int) -> None:
         """Score images ``i0 : i0 + img_chunk`` against every reference."""
@@ -555,9 +592,7 @@ def search_polar(
             c_k[n_harm:] = 0
             for k0, k1, r0 in grid.blocks:
                 xp.matmul(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
-            c = fft.irfft(c_k.reshape(n_spec, rows * nj), n=n_psi, axis=0)
-            which, m0, around = find_max(c, ni, rows_per_image, nj)
-            del c
+            which, m0, around = find_max(c_k, ni, rows_per_image, nj)
             flat_row = (xp.arange(ni)[:, None] * rows_per_image + which).ravel()
             flat_col = xp.tile(xp.arange(nj), ni)
             m0 = m0.ravel()
@@ -568,16 +603,12 @@ def search_polar(
             )
             psi0 = (m0.astype(xp.float32) + xp.clip(off, -0.5, 0.5)) * psi_step
             coef = c_k[:n_harm, flat_row, flat_col]  # (K, pairs)
-            psi_ref, value = _refine(coef, psi0, psi_step, mult, xp)
+            psi_ref, value = refine(coef, psi0, psi_step)
             corr[i0:i1, j0:j1] = value.reshape(ni, nj)
             psi_out[i0:i1, j0:j1] = psi_ref.reshape(ni, nj)
             best_row[i0:i1, j0:j1] = which
             for e, fw in enumerate(fweights):
-                bw = (b_w[:, :, j0:j1] * fw[None, :, None])[:, :, flat_col]  # (K, R, p)
-                cross = xp.matmul(  # per (k, pair): a_row . bw over rings
-                    a[:, flat_row, None, :], xp.transpose(bw, (0, 2, 1))[..., None]
-                )[..., 0, 0]
-                cross_val = _trig_value(cross, psi_ref, mult, xp)
+                cross_val = cross_value(a, b_w, fw, j0, flat_row, flat_col, psi_ref)
                 d2 = (
                     img_wnorm[e][i0:i1][:, None]
                     + ref_wnorm[e][None, j0:j1]

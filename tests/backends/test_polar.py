@@ -10,6 +10,7 @@ import pytest
 from sigcore.alignment import SearchParams
 from sigcore.backends.polar import search_flops, search_polar
 from sigcore.backends.search_reference import search_bruteforce
+from sigcore.metrics.imed import Imed
 
 from .test_search_reference import N, render
 
@@ -74,9 +75,10 @@ def test_cpu_backend_threads_match_generic(case):
 
     images, refs, _ = case
     params = SearchParams(max_shift=2, mirror=True)
-    cpu = CpuBackend.create(threads=2).search(images, refs, params)
-    generic = search_polar(images, refs, params, xp=np)
+    cpu = CpuBackend.create(threads=2).search(images, refs, params, [Imed()])
+    generic = search_polar(images, refs, params, [Imed()], xp=np)
     np.testing.assert_allclose(cpu.correlation, generic.correlation, atol=1e-5)
+    np.testing.assert_allclose(cpu.metrics["imed"], generic.metrics["imed"], rtol=1e-4)
     np.testing.assert_allclose(cpu.psi, generic.psi, atol=1e-2)  # degrees
     np.testing.assert_array_equal(cpu.shifts, generic.shifts)
     np.testing.assert_array_equal(cpu.mirror, generic.mirror)
@@ -84,16 +86,32 @@ def test_cpu_backend_threads_match_generic(case):
 
 @pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba absent")
 @pytest.mark.parametrize("shape", [(3, 25, 7), (1, 1, 1), (2, 2, 5)])
-def test_numba_psi_max_matches_generic(shape):
-    from sigcore.backends._numba_kernels import psi_max
+@pytest.mark.parametrize("dominant", [0.0, 6.0, -6.0])
+def test_pruned_psi_max_matches_exhaustive(shape, dominant):
+    """The bound-pruned max equals the transform-everything max, ties included.
+
+    ``dominant`` adds a large rotational average (k = 0) term varying slowly
+    over rows, as class averages have: then most rows are pruned (positive)
+    or none can be (negative correlations).
+    """
+    import scipy.fft
+
+    from sigcore.backends._numba_kernels import pruned_psi_max
     from sigcore.backends.polar import _psi_max
 
     ni, rows, nj = shape
+    n_harm, n_psi = 8, 16
     rng = np.random.default_rng(7)
-    c = rng.standard_normal((16, ni * rows * nj)).astype(np.float32)
-    c[9] = c[4]  # ties go to the first sample, as numpy's argmax
-    c[:, :nj] = c[:, nj : 2 * nj] if rows > 1 else c[:, :nj]
-    fast = psi_max(c, ni, rows, nj)
+    c_k = np.zeros((n_psi // 2 + 1, ni * rows * nj), dtype=np.complex64)
+    c_k[:n_harm] = rng.standard_normal((n_harm, c_k.shape[1])) + 1j * (
+        rng.standard_normal((n_harm, c_k.shape[1]))
+    )
+    c_k[0] = c_k[0].real + dominant * (1.0 + 0.1 * rng.standard_normal(c_k.shape[1]))
+    if rows > 1:
+        c_k[:, :nj] = c_k[:, nj : 2 * nj]  # rows 0 and 1 of image 0 tie: row 0 wins
+    c_k = c_k.reshape(-1, ni * rows, nj)
+    fast = pruned_psi_max(c_k, n_harm, n_psi, ni, rows, nj, scipy.fft.irfft)
+    c = scipy.fft.irfft(c_k.reshape(c_k.shape[0], -1), n=n_psi, axis=0)
     slow = _psi_max(c, ni, rows, nj, np)
     for f, s in zip(fast, slow, strict=True):
-        np.testing.assert_array_equal(f, s)
+        np.testing.assert_allclose(f, s, rtol=0, atol=1e-6)
