@@ -60,7 +60,13 @@ class Backend(Protocol):
         """Block until queued device work is done (no-op on the CPU)."""
         ...
 
-    def project(self, volume: Array, rotations: NDArray[np.float64]) -> Array:
+    def project(
+        self,
+        volume: Array,
+        rotations: NDArray[np.float64],
+        *,
+        max_frequency: float = 0.5,
+    ) -> Array:
         """Project a volume at many orientations.
 
         Parameters
@@ -69,6 +75,9 @@ class Backend(Protocol):
             Indexed ``[z, y, x]``, centre at ``n // 2``.
         rotations : ndarray, shape (G, 3, 3), float64
             RELION-sense matrices.
+        max_frequency : float
+            Band limit, cycles per pixel: the projections need be correct
+            only below it (a backend may leave higher frequencies out).
 
         Returns
         -------
@@ -83,6 +92,7 @@ class Backend(Protocol):
         poses: PoseTable,
         *,
         symmetry_ops: NDArray[np.float64] | None = None,
+        max_frequency: float = 0.5,
     ) -> Array:
         """Weighted direct Fourier inversion (DESIGN §5.6).
 
@@ -95,6 +105,9 @@ class Backend(Protocol):
         symmetry_ops : ndarray, shape (S, 3, 3), optional
             Group operators (identity included); every row is inserted once
             per operator.
+        max_frequency : float
+            Band limit, cycles per pixel: the volume need be correct only
+            below it (a backend may leave higher frequencies out).
 
         Returns
         -------

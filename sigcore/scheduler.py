@@ -202,6 +202,11 @@ projector keeps (ALGORITHM §5.3); an initial model needs no more, and the
 search cost grows with the square of the band."""
 
 
+VOLUME_BAND_MARGIN = 2.0
+"""DFT index units added to the search band for the intermediate volumes' band:
+the polar sampler's cubic kernel reaches one index beyond a ring."""
+
+
 def search_band(config: ReconstructionConfig) -> float:
     """Highest frequency the alignment search uses, cycles per working pixel.
 
@@ -304,6 +309,13 @@ class _Loop:
             mirror=self.mirror,
             max_frequency=search_band(config),
         )
+        # Intermediate volumes only feed the next search: they are projected and
+        # reconstructed within its band (plus the reach of the interpolation
+        # kernels, VOLUME_BAND_MARGIN index units); the last iteration
+        # reconstructs the full band.
+        self.volume_band = min(
+            0.5, self.params.max_frequency + VOLUME_BAND_MARGIN / float(box)
+        )
         self.fisher_pixels = (
             fisher_pixels(box, self.params.max_frequency)
             if config.fisher and not config.xmipp
@@ -326,7 +338,9 @@ class _Loop:
     def search(self, volume: NDArray[np.float32]) -> tuple[SearchResult, float, float]:
         t0 = time.perf_counter()
         refs = self.backend.project(
-            self.backend.asarray(volume), self.gallery.rotations
+            self.backend.asarray(volume),
+            self.gallery.rotations,
+            max_frequency=self.volume_band,
         )
         self.backend.synchronize()
         t1 = time.perf_counter()
@@ -386,8 +400,12 @@ class _Loop:
             )
         poses = self.assignments(result, sig.weights)
         t1 = time.perf_counter()
+        last = t == self.config.iterations - 1
         new = self.backend.reconstruct(
-            self.images, poses, symmetry_ops=self.group.operators
+            self.images,
+            poses,
+            symmetry_ops=self.group.operators,
+            max_frequency=0.5 if last else self.volume_band,
         )
         new = np.asarray(self.backend.asnumpy(new), dtype=np.float32)
         t2 = time.perf_counter()

@@ -4,7 +4,9 @@ A backend conforms when, on small cases, it agrees with the pure-NumPy
 reference (``numpy`` backend, brute-force search) within the tolerances of
 issue 6: the same best direction, psi and mirror for at least 99% of the
 images, correlations within ``corr_tol``, projections within ``proj_tol``
-and reconstructions with FSC above 0.99 up to Nyquist. Run it from a test::
+and reconstructions with FSC above 0.99 up to Nyquist; band-limited
+(``max_frequency=0.25``) projections and reconstructions must agree within
+their band. Run it from a test::
 
     from sigcore.testing import check_backend
     report = check_backend(MyBackend.create())
@@ -122,11 +124,21 @@ def small_case(
     }
 
 
-def _fsc_min(a: NDArray[Any], b: NDArray[Any]) -> float:
+def _fsc_curve(a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.float64]:
     from sigcore.validation import fsc
 
-    curve = fsc(a, b)
-    return float(np.min(curve.fsc[1:]))
+    return np.asarray(fsc(a, b).fsc, dtype=np.float64)
+
+
+def _fsc_min(a: NDArray[Any], b: NDArray[Any]) -> float:
+    return float(np.min(_fsc_curve(a, b)[1:]))
+
+
+def _lowpass(images: NDArray[Any], frequency: float) -> NDArray[np.float64]:
+    """Images (..., n, n) with every frequency at or above ``frequency`` removed."""
+    k = np.fft.fftfreq(images.shape[-1])
+    keep = np.hypot(k[:, None], k[None, :]) < frequency
+    return np.fft.ifft2(np.fft.fft2(images) * keep).real
 
 
 def check_backend(
@@ -213,6 +225,26 @@ def check_backend(
     fsc_min = _fsc_min(np.asarray(got_vol), np.asarray(ref_vol))
     if fsc_min < 0.99:
         failures.append(f"reconstruction FSC drops to {fsc_min:.3f} < 0.99")
+
+    # Band-limited projection and reconstruction (the scheduler's intermediate
+    # iterations): only the band below max_frequency must agree.
+    band = 0.25
+    vol = backend.asarray(case["volume"])
+    got_band = backend.asnumpy(
+        backend.project(vol, case["gallery"], max_frequency=band)
+    )
+    low_ref, low_got = _lowpass(ref_proj, 0.8 * band), _lowpass(got_band, 0.8 * band)
+    band_err = float(np.abs(low_got - low_ref).max() / np.abs(low_ref).max())
+    if band_err > 10 * proj_tol:
+        failures.append(f"band-limited projection differs by {band_err:.2e} in band")
+    got_vol = backend.asnumpy(
+        backend.reconstruct(backend.asarray(case["images"]), poses, max_frequency=band)
+    )
+    curve = _fsc_curve(np.asarray(got_vol), np.asarray(ref_vol))
+    shells = int(0.8 * band * got_vol.shape[-1])
+    band_fsc = float(np.min(curve[1:shells]))
+    if band_fsc < 0.99:
+        failures.append(f"band-limited reconstruction FSC {band_fsc:.3f} < 0.99")
     return ConformanceReport(
         backend=str(getattr(backend, "name", type(backend).__name__)),
         best_direction_agreement=best,

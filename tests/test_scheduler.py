@@ -256,3 +256,27 @@ def test_compat_xmipp_schedule_and_symmetry_factor():
     # sigcore's factor for c3 is 3: 0.2 * 3 = 0.6
     ours = run(_images(), CFG.replace(symmetry="c3"), backend=_ZeroSearch(), seed=5)
     assert ours.history[0].alpha == pytest.approx(0.6)
+
+
+def test_intermediate_volumes_are_band_limited_and_the_last_is_not(tmp_path):
+    """Intermediate maps carry only the search band; the final map is full band."""
+    from sigcore.io.mrc import read_volume
+
+    run(
+        _images(),
+        CFG.replace(iterations=2),
+        backend=_ZeroSearch(),
+        seed=5,
+        intermediates_dir=tmp_path / "it",
+    )
+
+    def high_fraction(volume):
+        spectrum = np.abs(np.fft.fftn(volume)) ** 2
+        k = np.fft.fftfreq(BOX)
+        kz, ky, kx = np.meshgrid(k, k, k, indexing="ij")
+        high = np.sqrt(kx**2 + ky**2 + kz**2) > 0.4
+        return spectrum[high].sum() / spectrum.sum()
+
+    first, _ = read_volume(tmp_path / "it" / "volume_s00_it001.mrc")
+    last, _ = read_volume(tmp_path / "it" / "volume_s00_it002.mrc")
+    assert high_fraction(last) > 100 * high_fraction(first)

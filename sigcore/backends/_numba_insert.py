@@ -142,6 +142,7 @@ def reconstruct_numba(
     symmetry_ops: NDArray[np.float64] | None = None,
     pad: float = 2,
     regularizer: float = 1e-3,
+    max_frequency: float = 0.5,
 ) -> NDArray[np.float32]:
     """Reconstruct a volume by weighted direct Fourier inversion, numba on the CPU.
 
@@ -168,6 +169,8 @@ def reconstruct_numba(
     regularizer : float
         ``eps`` in ``num / max(den, eps * mean(den))``, the mean taken over the
         sampled voxels (``den > 0``).
+    max_frequency : float
+        Band limit of the insertion, cycles per pixel (see the projector's).
 
     Returns
     -------
@@ -189,6 +192,7 @@ def reconstruct_numba(
         symmetry_ops=symmetry_ops,
         pad=pad,
         xp=np,
+        max_frequency=max_frequency,
     )
     poses, ops, size = plan.poses, plan.ops, plan.size
     kx, ky, radial, spectra, slot = (

@@ -47,11 +47,19 @@ class ArrayBackend:
     def synchronize(self) -> None:
         """Wait for queued work (no-op on the CPU)."""
 
-    def project(self, volume: Any, rotations: NDArray[np.float64]) -> Any:
+    def project(
+        self,
+        volume: Any,
+        rotations: NDArray[np.float64],
+        *,
+        max_frequency: float = 0.5,
+    ) -> Any:
         """Project ``volume`` at ``rotations`` (see ``protocols.Backend``)."""
         from sigcore.backends.projector import project
 
-        return project(self.asarray(volume), rotations, xp=self.xp)
+        return project(
+            self.asarray(volume), rotations, xp=self.xp, max_frequency=max_frequency
+        )
 
     def reconstruct(
         self,
@@ -59,12 +67,17 @@ class ArrayBackend:
         poses: PoseTable,
         *,
         symmetry_ops: NDArray[np.float64] | None = None,
+        max_frequency: float = 0.5,
     ) -> Any:
         """Weighted direct Fourier inversion (see ``protocols.Backend``)."""
         from sigcore.backends.projector import reconstruct
 
         return reconstruct(
-            self.asarray(images), poses, symmetry_ops=symmetry_ops, xp=self.xp
+            self.asarray(images),
+            poses,
+            symmetry_ops=symmetry_ops,
+            xp=self.xp,
+            max_frequency=max_frequency,
         )
 
     def search(

@@ -110,6 +110,7 @@ class CpuBackend(ArrayBackend):
         poses: PoseTable,
         *,
         symmetry_ops: NDArray[np.float64] | None = None,
+        max_frequency: float = 0.5,
     ) -> Any:
         """Weighted direct Fourier inversion with the numba insertion kernel.
 
@@ -119,7 +120,10 @@ class CpuBackend(ArrayBackend):
         from sigcore.backends._numba_insert import reconstruct_numba
 
         return reconstruct_numba(
-            np.asarray(images, dtype=np.float32), poses, symmetry_ops=symmetry_ops
+            np.asarray(images, dtype=np.float32),
+            poses,
+            symmetry_ops=symmetry_ops,
+            max_frequency=max_frequency,
         )
 
     def search(

@@ -80,6 +80,13 @@ def _sinc2_correction(n: int, size: int, xp: Any) -> Any:
     return s[:, None, None] * s[None, :, None] * s[None, None, :]
 
 
+def _band(max_frequency: float) -> float:
+    """Validated band limit in cycles per pixel, at most Nyquist (0.5)."""
+    if not max_frequency > 0.0:
+        raise ConfigError(f"max_frequency must be > 0 cycles/px, got {max_frequency}")
+    return min(float(max_frequency), 0.5)
+
+
 def _frequencies(size: int, xp: Any) -> Any:
     """Integer frequencies of a length-``size`` FFT axis in FFT order, float32."""
     return (xp.fft.fftfreq(size) * size).astype(xp.float32)
@@ -132,6 +139,7 @@ def project(
     xp: Any,
     pad: float = 2,
     batch: int | None = None,
+    max_frequency: float = 0.5,
 ) -> Any:
     """Project a volume at many orientations by Fourier-slice extraction.
 
@@ -148,6 +156,9 @@ def project(
     batch : int or None
         Orientations per batch; ``None`` picks about 2 million Fourier samples
         per batch.
+    max_frequency : float
+        Band limit, cycles per pixel (0.5 = Nyquist): frequencies at or above
+        it are left out (zero), which saves their interpolation.
 
     Returns
     -------
@@ -183,7 +194,7 @@ def project(
     # Half-plane of 2D frequencies (ky in FFT order, kx >= 0), Nyquist disc only.
     ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
     kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
-    inside = (kx * kx + ky * ky < (size / 2) ** 2).ravel()
+    inside = (kx * kx + ky * ky < (size * _band(max_frequency)) ** 2).ravel()
     kx, ky = kx.ravel()[inside], ky.ravel()[inside]
 
     count = len(rotations)
@@ -251,6 +262,7 @@ def insertion_plan(
     symmetry_ops: NDArray[np.float64] | None,
     pad: float,
     xp: Any,
+    max_frequency: float = 0.5,
 ) -> InsertionPlan:
     """Validate the inputs and transform the used images (see :func:`reconstruct`).
 
@@ -283,7 +295,8 @@ def insertion_plan(
     # the density compensation |k| (so the origin, weight 0, is left out).
     ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
     kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
-    inside = (kx * kx + ky * ky < (size / 2) ** 2) & ((kx > 0) | (ky > 0))
+    limit = (size * _band(max_frequency)) ** 2
+    inside = (kx * kx + ky * ky < limit) & ((kx > 0) | (ky > 0))
     inside = inside.ravel()
     kx, ky = kx.ravel()[inside], ky.ravel()[inside]
 
@@ -355,6 +368,7 @@ def reconstruct(
     pad: float = 2,
     regularizer: float = 1e-3,
     batch: int | None = None,
+    max_frequency: float = 0.5,
 ) -> Any:
     """Reconstruct a volume by weighted direct Fourier inversion (DESIGN §5.6).
 
@@ -385,6 +399,10 @@ def reconstruct(
     batch : int or None
         Pose rows per batch; ``None`` picks about 2 million Fourier samples
         (times the symmetry order) per batch.
+    max_frequency : float
+        Band limit, cycles per pixel: only image frequencies below it are
+        inserted (the rest of the volume's transform comes out zero). The
+        scheduler's intermediate volumes need no more than the search band.
 
     Returns
     -------
@@ -411,7 +429,14 @@ def reconstruct(
     gridding correction) undoes that. Frequencies outside the Nyquist sphere
     (``|k| >= n / 2`` in unpadded units) are never sampled and come out zero.
     """
-    plan = insertion_plan(images, poses, symmetry_ops=symmetry_ops, pad=pad, xp=xp)
+    plan = insertion_plan(
+        images,
+        poses,
+        symmetry_ops=symmetry_ops,
+        pad=pad,
+        xp=xp,
+        max_frequency=max_frequency,
+    )
     poses, ops, size = plan.poses, plan.ops, plan.size
     npoints = plan.kx.shape[0]
     num_re = xp.zeros(size**3, dtype=xp.float64)
