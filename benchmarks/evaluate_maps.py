@@ -12,6 +12,7 @@ run with it. Results are printed as a table and, with ``--json PATH``, saved.
 Usage::
 
     python benchmarks/evaluate_maps.py --seeds 0 1 2 3 4 --json eval.json
+    python benchmarks/evaluate_maps.py --defaults --seeds 0 1   # default settings
 """
 
 from __future__ import annotations
@@ -60,19 +61,23 @@ def evaluate(
 
     truth, apix, _ = load(name)
     images, _ = simulate(truth, n=args.n, snr=args.snr, pixel_size=apix, seed=seed)
-    max_res = max(args.resolution_px * apix, args.max_resolution or 0.0)
+    options: dict[str, Any] = {}
+    if not args.defaults:
+        options = {
+            "step": args.step,
+            "iterations": args.iterations,
+            "max_resolution": max(args.resolution_px * apix, args.max_resolution or 0),
+            "neighbourhood": max(10.0, 2 * args.step),
+        }
     t0 = time.perf_counter()
     result = sigcore.reconstruct(
         images,
         pixel_size=apix,
         symmetry=symmetry,
-        step=args.step,
-        iterations=args.iterations,
-        max_resolution=max_res,
-        neighbourhood=max(10.0, 2 * args.step),
         seed=seed,
         backend=args.backend,
         plots=False,
+        **options,
     )
     seconds = time.perf_counter() - t0
     work = result.pixel_size
@@ -113,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         help="target resolution in input pixels (working pixel = half of it)",
     )
     p.add_argument("--max-resolution", type=float, default=None)
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="sigcore's default settings (step, iterations, no target "
+        "resolution); ignores --step, --iterations and the resolution options",
+    )
     p.add_argument("--backend", default="auto")
     p.add_argument("--no-true-symmetry", action="store_true")
     p.add_argument("--json", default=None)
