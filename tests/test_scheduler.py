@@ -205,14 +205,18 @@ def test_reference_start_uses_the_reference():
     np.testing.assert_array_equal(r1.volume, r2.volume)
 
 
-def test_intermediates_are_written(tmp_path):
+def _two_iterations_with_intermediates(folder):
     run(
         _images(),
         CFG.replace(iterations=2),
         backend=_ZeroSearch(),
         seed=5,
-        intermediates_dir=tmp_path / "it",
+        intermediates_dir=folder,
     )
+
+
+def test_intermediates_are_written(tmp_path):
+    _two_iterations_with_intermediates(tmp_path / "it")
     names = sorted(p.name for p in (tmp_path / "it").iterdir())
     assert names == ["volume_s00_it001.mrc", "volume_s00_it002.mrc"]
 
@@ -262,13 +266,7 @@ def test_intermediate_volumes_are_band_limited_and_the_last_is_not(tmp_path):
     """Intermediate maps carry only the search band; the final map is full band."""
     from sigcore.io.mrc import read_volume
 
-    run(
-        _images(),
-        CFG.replace(iterations=2),
-        backend=_ZeroSearch(),
-        seed=5,
-        intermediates_dir=tmp_path / "it",
-    )
+    _two_iterations_with_intermediates(tmp_path / "it")
 
     def high_fraction(volume):
         spectrum = np.abs(np.fft.fftn(volume)) ** 2

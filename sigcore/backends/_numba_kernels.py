@@ -75,28 +75,19 @@ def _survivors(
     bound: Any, lead: Any, lead_val: Any, rpi: int, scale: float
 ) -> tuple[Any, Any]:  # pragma: no cover
     rows, nj = bound.shape
-    ni = rows // rpi
+    pair = np.empty(rows * nj, dtype=np.int64)
+    row = np.empty(rows * nj, dtype=np.int64)
     count = 0
-    for i in range(ni):
+    for i in range(rows // rpi):
         for j in range(nj):
             floor = lead_val[i * nj + j] * scale
             floor -= 1e-5 * abs(floor) + 1e-12
             for s in range(rpi):
                 if s != lead[i, j] and bound[i * rpi + s, j] >= floor:
+                    pair[count] = i * nj + j
+                    row[count] = s
                     count += 1
-    pair = np.empty(count, dtype=np.int64)
-    row = np.empty(count, dtype=np.int64)
-    q = 0
-    for i in range(ni):
-        for j in range(nj):
-            floor = lead_val[i * nj + j] * scale
-            floor -= 1e-5 * abs(floor) + 1e-12
-            for s in range(rpi):
-                if s != lead[i, j] and bound[i * rpi + s, j] >= floor:
-                    pair[q] = i * nj + j
-                    row[q] = s
-                    q += 1
-    return pair, row
+    return pair[:count], row[:count]
 
 
 @numba.njit(cache=True, nogil=True)
