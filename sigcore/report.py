@@ -3,8 +3,10 @@
 ``report.json`` holds every parameter, the software versions, the input and
 working geometry, the backend used, per-iteration figures and timings, and the
 agreement of every start. The PNGs show the central slices of the map, the
-angular distribution of the significant assignments and the significance
-figures per iteration. matplotlib is optional and imported only inside
+angular distribution of the significant assignments, the significance
+figures per iteration and, for a sample of the working images, each image
+next to the reprojection of the final map at its best significant pose
+(:func:`reprojection_pairs`). matplotlib is optional and imported only inside
 :func:`write_plots`; without it the plots are skipped (the report says so).
 """
 
@@ -16,15 +18,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sigcore.io.atomic import atomic_path
 
 if TYPE_CHECKING:
+    from sigcore.imageset import PoseTable
     from sigcore.scheduler import ReconstructionResult
 
-__all__ = ["PLOTS", "build_report", "write_plots", "write_report"]
+__all__ = [
+    "PLOTS",
+    "REPROJECTION_COUNT",
+    "build_report",
+    "reprojection_pairs",
+    "write_plots",
+    "write_report",
+]
 
-PLOTS = ("slices.png", "angular_distribution.png", "significance.png")
+PLOTS = (
+    "slices.png",
+    "angular_distribution.png",
+    "significance.png",
+    "reprojections.png",
+)
+
+# Images shown in ``reprojections.png``.
+REPROJECTION_COUNT = 12
 
 
 def _versions() -> dict[str, str]:
@@ -124,6 +143,12 @@ def _plain(value: Any) -> Any:
 def write_plots(directory: str | Path, result: ReconstructionResult) -> list[str]:
     """Draw the diagnostic PNGs into ``directory``.
 
+    ``reprojections.png`` shows up to :data:`REPROJECTION_COUNT` of
+    ``result.images`` (evenly spread over the stack) next to the final map
+    reprojected at each one's best significant pose, with their correlation
+    (see :func:`reprojection_pairs`); images without one read "no
+    significant pose".
+
     Parameters
     ----------
     directory : str or Path
@@ -132,7 +157,8 @@ def write_plots(directory: str | Path, result: ReconstructionResult) -> list[str
     Returns
     -------
     list of str
-        The files written; empty when matplotlib is not installed.
+        The files written, all of :data:`PLOTS`; empty when matplotlib is
+        not installed.
     """
     try:
         import matplotlib
@@ -147,6 +173,7 @@ def write_plots(directory: str | Path, result: ReconstructionResult) -> list[str
         (PLOTS[0], _slices),
         (PLOTS[1], _angular),
         (PLOTS[2], _significance),
+        (PLOTS[3], _reprojections),
     ):
         fig = draw(plt, result)
         with atomic_path(directory / name, overwrite=True) as tmp:
@@ -208,5 +235,129 @@ def _significance(plt: Any, result: ReconstructionResult) -> Any:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("iteration (all starts)")
     axes[2].set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def reprojection_pairs(
+    volume: NDArray[np.float32],
+    images: NDArray[np.float32],
+    assignments: PoseTable,
+    *,
+    count: int = REPROJECTION_COUNT,
+) -> tuple[
+    NDArray[np.int64], NDArray[np.float32], NDArray[np.float32], NDArray[np.float64]
+]:
+    """Pair a sample of images with the map's reprojections at their best poses.
+
+    The sample is ``count`` images spread evenly over the stack (first and
+    last included), not the best-scoring ones, so that poorly explained
+    images show up as often as they occur. An image's pose is its
+    assignment row of highest weight; the map is projected at that rotation
+    and translated by ``-shift`` so that it lines up with the image
+    (CONVENTIONS: the image translated by ``+shift`` matches the projection).
+
+    Parameters
+    ----------
+    volume : ndarray, shape (n, n, n), float32
+        The map, working box.
+    images : ndarray, shape (N, n, n), float32
+        The images ``assignments`` refers to (``image_index`` into them).
+    assignments : PoseTable
+        Significant rows; several per image, none for some.
+    count : int
+        Most images shown (all of them when ``N <= count``).
+
+    Returns
+    -------
+    indices : ndarray, shape (k,), int64
+        The images shown, ascending; ``k = min(count, N)``.
+    class_averages : ndarray, shape (k, n, n), float32
+        ``images[indices]``.
+    reprojections : ndarray, shape (k, n, n), float32
+        The aligned reprojections; all NaN for an image without a
+        significant row.
+    correlations : ndarray, shape (k,), float64
+        Pearson correlation over the whole box between each image and its
+        reprojection of the final map (not the search's ``correlation``
+        column, which was measured against the previous iteration's map);
+        NaN without a significant row.
+    """
+    from sigcore.backends.projector import project
+    from sigcore.simulate import translate_images
+
+    images = np.asarray(images, dtype=np.float32)
+    total = len(images)
+    k = min(int(count), total)
+    indices = np.unique(np.round(np.linspace(0, total - 1, k)).astype(np.int64))
+    rows = np.full(len(indices), -1, dtype=np.int64)
+    for slot, index in enumerate(indices):
+        mine = np.flatnonzero(assignments.image_index == index)
+        if len(mine):
+            rows[slot] = mine[np.argmax(assignments.weights[mine])]
+    shown = images[indices].copy()
+    reprojections = np.full(shown.shape, np.nan, dtype=np.float32)
+    correlations = np.full(len(indices), np.nan)
+    posed = rows >= 0
+    if posed.any():
+        chosen = rows[posed]
+        projections = project(volume, assignments.rotations[chosen], xp=np)
+        aligned = translate_images(projections, -assignments.shifts[chosen])
+        reprojections[posed] = aligned
+        correlations[posed] = [
+            _pearson(a, b) for a, b in zip(shown[posed], aligned, strict=True)
+        ]
+    return indices, shown, reprojections, correlations
+
+
+def _pearson(a: NDArray[np.float32], b: NDArray[np.float32]) -> float:
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    a -= a.mean()
+    b -= b.mean()
+    denominator = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / denominator) if denominator > 0 else 0.0
+
+
+def _standardised(image: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Zero mean, unit standard deviation (only centred when flat)."""
+    centred = image - image.mean()
+    std = centred.std()
+    return centred / std if std > 0 else centred
+
+
+def _reprojections(plt: Any, result: ReconstructionResult) -> Any:
+    indices, shown, reprojections, correlations = reprojection_pairs(
+        result.volume, result.images, result.assignments
+    )
+    per_row = 4
+    rows = -(-len(indices) // per_row)
+    fig, axes = plt.subplots(
+        rows, 2 * per_row, figsize=(2 * per_row * 1.3, rows * 1.65), squeeze=False
+    )
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for slot, index in enumerate(indices):
+        left = axes[slot // per_row, 2 * (slot % per_row)]
+        right = axes[slot // per_row, 2 * (slot % per_row) + 1]
+        left.imshow(_standardised(shown[slot]), cmap="gray", origin="lower")
+        left.set_title(f"image {index}", fontsize=7)
+        right.set_title("reprojection", fontsize=7)
+        # an image without a pose has an all-NaN reprojection: a blank panel
+        right.imshow(_standardised(reprojections[slot]), cmap="gray", origin="lower")
+        posed = not np.isnan(correlations[slot])
+        right.text(
+            0.5,
+            -0.04 if posed else 0.5,
+            f"c = {correlations[slot]:.3f}" if posed else "no significant\npose",
+            transform=right.transAxes,
+            ha="center",
+            va="top" if posed else "center",
+            fontsize=7,
+        )
+    fig.suptitle(
+        "images and the final map reprojected at their best significant pose",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
