@@ -87,7 +87,8 @@ def test_cpu_backend_threads_match_generic(case):
 @pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba absent")
 @pytest.mark.parametrize("shape", [(3, 25, 7), (1, 1, 1), (2, 2, 5)])
 @pytest.mark.parametrize("dominant", [0.0, 6.0, -6.0])
-def test_pruned_psi_max_matches_exhaustive(shape, dominant):
+@pytest.mark.parametrize("harmonics", [(8, 16), (40, 96)])
+def test_pruned_psi_max_matches_exhaustive(shape, dominant, harmonics):
     """The bound-pruned max equals the transform-everything max, ties included.
 
     ``dominant`` adds a large rotational average (k = 0) term varying slowly
@@ -100,12 +101,13 @@ def test_pruned_psi_max_matches_exhaustive(shape, dominant):
     from sigcore.backends.polar import _psi_max
 
     ni, rows, nj = shape
-    n_harm, n_psi = 8, 16
+    n_harm, n_psi = harmonics
     rng = np.random.default_rng(7)
     c_k = np.zeros((n_psi // 2 + 1, ni * rows * nj), dtype=np.complex64)
     c_k[:n_harm] = rng.standard_normal((n_harm, c_k.shape[1])) + 1j * (
         rng.standard_normal((n_harm, c_k.shape[1]))
     )
+    c_k[:n_harm] /= 1.0 + np.arange(n_harm)[:, None]  # decaying, as real spectra
     c_k[0] = c_k[0].real + dominant * (1.0 + 0.1 * rng.standard_normal(c_k.shape[1]))
     if rows > 1:
         c_k[:, :nj] = c_k[:, nj : 2 * nj]  # rows 0 and 1 of image 0 tie: row 0 wins
