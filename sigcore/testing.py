@@ -26,7 +26,13 @@ from numpy.typing import NDArray
 from sigcore.alignment import SearchResult
 from sigcore.backends.base import ArrayBackend
 
-__all__ = ["ConformanceReport", "UnalignedBackend", "check_backend", "small_case"]
+__all__ = [
+    "ConformanceReport",
+    "UnalignedBackend",
+    "blob_stack",
+    "check_backend",
+    "small_case",
+]
 
 
 @dataclass
@@ -254,6 +260,36 @@ def check_backend(
         min_reconstruction_fsc=fsc_min,
         failures=failures,
     )
+
+
+def blob_stack(
+    count: int, box: int, *, seed: int = 0, offset: float = 0.0
+) -> NDArray[np.float32]:
+    """Noisy anisotropic Gaussian blobs: small stand-ins for class averages.
+
+    Parameters
+    ----------
+    count, box : int
+        Number of images and their size.
+    seed : int
+        Seeds the widths (2-5 px per axis), centres and the noise.
+    offset : float
+        Centres are uniform in ``[-offset, offset]`` pixels per axis (0: centred).
+
+    Returns
+    -------
+    ndarray, shape (count, box, box), float32
+        Peak 1, plus white noise of standard deviation 0.05.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:box, :box] - box // 2
+    out = np.empty((count, box, box), np.float32)
+    for k in range(count):
+        cx, cy = rng.uniform(-offset, offset, 2) if offset > 0 else (0.0, 0.0)
+        sx, sy = rng.uniform(2, 5, 2)
+        out[k] = np.exp(-((xx - cx) ** 2 / sx**2 + (yy - cy) ** 2 / sy**2))
+        out[k] += 0.05 * rng.standard_normal((box, box))
+    return out
 
 
 class UnalignedBackend(ArrayBackend):

@@ -12,7 +12,7 @@ from sigcore.api import reconstruct
 from sigcore.errors import ConfigError, FormatError
 from sigcore.hookspecs import hookimpl
 from sigcore.plugins import get_plugin_manager
-from sigcore.testing import UnalignedBackend
+from sigcore.testing import UnalignedBackend, blob_stack
 
 BOX = 24
 
@@ -37,14 +37,7 @@ class _Plugin:
 
 
 def _stack(n=10, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:BOX, :BOX] - BOX // 2
-    out = np.empty((n, BOX, BOX), np.float32)
-    for k in range(n):
-        sx, sy = rng.uniform(2, 5, 2)
-        out[k] = np.exp(-(xx**2 / sx**2 + yy**2 / sy**2))
-        out[k] += 0.05 * rng.standard_normal((BOX, BOX))
-    return out
+    return blob_stack(n, BOX, seed=seed)
 
 
 def _run(images, out, plugin=None, **kw):

@@ -13,7 +13,7 @@ from sigcore.preprocess import prepare_images
 from sigcore.report import PLOTS, reprojection_pairs, write_plots
 from sigcore.scheduler import run
 from sigcore.simulate import simulate
-from sigcore.testing import UnalignedBackend
+from sigcore.testing import UnalignedBackend, blob_stack
 
 BOX = 24
 
@@ -109,15 +109,7 @@ def test_sample_is_spread_evenly_over_the_stack():
 
 
 def _stack(n=8, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:BOX, :BOX] - BOX // 2
-    out = np.empty((n, BOX, BOX), np.float32)
-    for k in range(n):
-        cx, cy = rng.uniform(-3, 3, 2)
-        sx, sy = rng.uniform(2, 5, 2)
-        out[k] = np.exp(-((xx - cx) ** 2 / sx**2 + (yy - cy) ** 2 / sy**2))
-        out[k] += 0.05 * rng.standard_normal((BOX, BOX))
-    return prepare_images(out, pixel_size=3.0)
+    return prepare_images(blob_stack(n, BOX, seed=seed, offset=3.0), pixel_size=3.0)
 
 
 def _without(poses: PoseTable, image: int) -> PoseTable:

@@ -19,7 +19,7 @@ from sigcore.hookspecs import hookimpl
 from sigcore.plugins import get_plugin_manager
 from sigcore.preprocess import prepare_images
 from sigcore.scheduler import fisher_pixels, needs_mirror, random_start, run
-from sigcore.testing import UnalignedBackend
+from sigcore.testing import UnalignedBackend, blob_stack
 
 BOX = 24
 
@@ -30,15 +30,7 @@ class _ZeroSearch(UnalignedBackend):
 
 
 def _images(n=12, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:BOX, :BOX] - BOX // 2
-    out = np.empty((n, BOX, BOX), np.float32)
-    for k in range(n):
-        cx, cy = rng.uniform(-3, 3, 2)
-        sx, sy = rng.uniform(2, 5, 2)
-        out[k] = np.exp(-((xx - cx) ** 2 / sx**2 + (yy - cy) ** 2 / sy**2))
-        out[k] += 0.05 * rng.standard_normal((BOX, BOX))
-    return prepare_images(out, pixel_size=3.0)
+    return prepare_images(blob_stack(n, BOX, seed=seed, offset=3.0), pixel_size=3.0)
 
 
 CFG = ReconstructionConfig(step=20, neighbourhood=40, iterations=3, seed=5)

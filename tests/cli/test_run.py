@@ -11,7 +11,7 @@ import pytest
 import sigcore.plugins
 from sigcore.cli import main
 from sigcore.hookspecs import hookimpl
-from sigcore.testing import UnalignedBackend
+from sigcore.testing import UnalignedBackend, blob_stack
 
 BOX = 24
 
@@ -38,13 +38,7 @@ def fake_backend(monkeypatch):
 
 @pytest.fixture
 def stack(tmp_path):
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:BOX, :BOX] - BOX // 2
-    images = np.empty((8, BOX, BOX), np.float32)
-    for k in range(8):
-        sx, sy = rng.uniform(2, 5, 2)
-        images[k] = np.exp(-(xx**2 / sx**2 + yy**2 / sy**2))
-        images[k] += 0.05 * rng.standard_normal((BOX, BOX))
+    images = blob_stack(8, BOX)
     path = tmp_path / "classes.mrcs"
     with mrcfile.new(path) as mrc:
         mrc.set_data(images)
