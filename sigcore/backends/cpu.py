@@ -157,10 +157,24 @@ class CpuBackend(ArrayBackend):
         from sigcore.backends.polar import PolarGrid, search_polar
 
         def psi_max(
-            c_k: Any, grid: PolarGrid, ni: int, rows: int, nj: int
+            c_k: Any,
+            grid: PolarGrid,
+            ni: int,
+            rows: int,
+            nj: int,
+            row_norms: Any,
+            ref_norms: Any,
         ) -> tuple[Any, Any, Any]:
             return pruned_psi_max(
-                c_k, grid.n_harmonics, grid.n_psi, ni, rows, nj, scipy.fft.irfft
+                c_k,
+                grid.n_harmonics,
+                grid.n_psi,
+                ni,
+                rows,
+                nj,
+                scipy.fft.irfft,
+                row_norms,
+                ref_norms,
             )
 
         runner = _thread_runner(self.threads)

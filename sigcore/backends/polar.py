@@ -328,6 +328,15 @@ def _weighted_norm2(h: Any, ring_weight: Any, grid: PolarGrid, xp: Any) -> Any:
     return xp.sum(xp.sum(power, axis=-1) * ring_weight, axis=-1)
 
 
+def _row_norms(a: Any, grid: PolarGrid, xp: Any) -> Any:
+    """Norm over the rings each harmonic is used on: (K, rows) from (K, rows, R)."""
+    out = xp.empty(a.shape[:2], dtype=xp.float32)
+    for k0, k1, r0 in grid.blocks:
+        part = a[k0:k1, :, r0:]
+        out[k0:k1] = xp.sqrt(xp.sum(part.real**2 + part.imag**2, axis=-1))
+    return out
+
+
 def search_flops(
     n_images: int, n_refs: int, n: int, params: SearchParams
 ) -> dict[str, float]:
@@ -408,7 +417,7 @@ def _psi_max(
     return which, m0.reshape(ni, nj), around.reshape(3, ni, nj)
 
 
-PsiMax = Callable[[Any, PolarGrid, int, int, int], tuple[Any, Any, Any]]
+PsiMax = Callable[[Any, PolarGrid, int, int, int, Any, Any], tuple[Any, Any, Any]]
 Refine = Callable[[Any, Any, float], tuple[Any, Any]]
 CrossValue = Callable[[Any, Any, Any, int, Any, Any, Any], Any]
 
@@ -452,10 +461,13 @@ def search_polar(
         the result); a plain loop by default. The CPU backend runs them on
         threads with single-threaded BLAS.
     psi_max : callable or None
-        ``psi_max(c_k, grid, ni, rows_per_image, nj) -> (which, m0, around)``:
-        the max over psi and rows of a chunk, from its harmonic coefficients
-        ``c_k`` (shape ``(P // 2 + 1, ni * rows_per_image, nj)``, rows
-        ``grid.n_harmonics:`` zero). The default transforms every column
+        ``psi_max(c_k, grid, ni, rows_per_image, nj, row_norms, ref_norms)
+        -> (which, m0, around)``: the max over psi and rows of a chunk, from
+        its harmonic coefficients ``c_k`` (shape ``(P // 2 + 1, ni *
+        rows_per_image, nj)``, rows ``grid.n_harmonics:`` zero).
+        ``row_norms`` (K, rows) and ``ref_norms`` (K, nj) are the norms over
+        rings of each harmonic's two factors, so ``|C_k| <= row_norm *
+        ref_norm`` (Cauchy-Schwarz). The default transforms every column
         (one inverse real FFT over psi) and takes :func:`_psi_max`.
     refine : callable or None
         ``refine(coef (K, p), psi0 (p,), step) -> (psi, value)``: Newton
@@ -545,14 +557,20 @@ def search_polar(
     psi_step = 2.0 * np.pi / n_psi
     if psi_max is None:
 
-        def find_max(c_k: Any, ni: int, rpi: int, nj: int) -> tuple[Any, Any, Any]:
+        def find_max(
+            c_k: Any, ni: int, rpi: int, nj: int, row_norms: Any, j0: int
+        ) -> tuple[Any, Any, Any]:
             c = fft.irfft(c_k.reshape(n_spec, -1), n=n_psi, axis=0)
             return _psi_max(c, ni, rpi, nj, xp)
 
     else:
+        ref_norms = xp.sqrt(xp.sum(b_w.real**2 + b_w.imag**2, axis=1))  # (K, G)
 
-        def find_max(c_k: Any, ni: int, rpi: int, nj: int) -> tuple[Any, Any, Any]:
-            return psi_max(c_k, grid, ni, rpi, nj)
+        def find_max(
+            c_k: Any, ni: int, rpi: int, nj: int, row_norms: Any, j0: int
+        ) -> tuple[Any, Any, Any]:
+            refs = ref_norms[:, j0 : j0 + nj]
+            return psi_max(c_k, grid, ni, rpi, nj, row_norms, refs)
 
     if refine is None:
 
@@ -583,6 +601,7 @@ def search_polar(
         a = fft.ifft(shifted.reshape(rows, len(grid.radii), grid.n_angles), axis=-1)
         del shifted
         a = xp.ascontiguousarray(xp.transpose(a[..., :n_harm], (2, 0, 1)))
+        row_norms = None if psi_max is None else _row_norms(a, grid, xp)
         # One work buffer for all reference chunks (no fresh pages per chunk).
         work = xp.empty(n_spec * rows * ref_chunk, dtype=xp.complex64)
         for j0 in range(0, n_ref, ref_chunk):
@@ -592,7 +611,7 @@ def search_polar(
             c_k[n_harm:] = 0
             for k0, k1, r0 in grid.blocks:
                 xp.matmul(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
-            which, m0, around = find_max(c_k, ni, rows_per_image, nj)
+            which, m0, around = find_max(c_k, ni, rows_per_image, nj, row_norms, j0)
             flat_row = (xp.arange(ni)[:, None] * rows_per_image + which).ravel()
             flat_col = xp.tile(xp.arange(nj), ni)
             m0 = m0.ravel()

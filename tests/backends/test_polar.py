@@ -117,3 +117,37 @@ def test_pruned_psi_max_matches_exhaustive(shape, dominant, harmonics):
     slow = _psi_max(c, ni, rows, nj, np)
     for f, s in zip(fast, slow, strict=True):
         np.testing.assert_allclose(f, s, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba absent")
+@pytest.mark.parametrize("dominant", [0.0, 3.0])
+def test_pruned_psi_max_with_norm_bound_matches_exhaustive(dominant):
+    """With factor norms (Cauchy-Schwarz tail beyond 16 harmonics) still exact."""
+    import scipy.fft
+
+    from sigcore.backends._numba_kernels import pruned_psi_max
+    from sigcore.backends.polar import _psi_max
+
+    ni, rpi, nj, rings = 3, 9, 11, 6
+    n_harm, n_psi = 40, 96
+    rng = np.random.default_rng(3)
+
+    def complex_normal(*shape):
+        return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+
+    decay = 1.0 / (1.0 + np.arange(n_harm))[:, None, None]
+    a = (complex_normal(n_harm, ni * rpi, rings) * decay).astype(np.complex64)
+    b = (complex_normal(n_harm, rings, nj) * decay).astype(np.complex64)
+    a[0] += dominant  # a strong rotational average
+    b[0] += dominant
+    c_k = np.zeros((n_psi // 2 + 1, ni * rpi, nj), dtype=np.complex64)
+    c_k[:n_harm] = a @ b
+    row_norms = np.sqrt((np.abs(a) ** 2).sum(-1)).astype(np.float32)
+    ref_norms = np.sqrt((np.abs(b) ** 2).sum(1)).astype(np.float32)
+    fast = pruned_psi_max(
+        c_k, n_harm, n_psi, ni, rpi, nj, scipy.fft.irfft, row_norms, ref_norms
+    )
+    c = scipy.fft.irfft(c_k.reshape(c_k.shape[0], -1), n=n_psi, axis=0)
+    slow = _psi_max(c, ni, rpi, nj, np)
+    for f, s in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(f, s, rtol=0, atol=1e-6)
