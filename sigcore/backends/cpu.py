@@ -212,16 +212,27 @@ def _blas_thread_setter() -> Callable[[int], None] | None:
 def _thread_runner(
     threads: int,
 ) -> Callable[[Callable[[int], None], Sequence[int]], None] | None:
-    """Run search tasks on ``threads`` threads with single-threaded BLAS.
+    """Run search tasks on ``threads`` threads, each with single-threaded BLAS.
 
-    Returns None (let BLAS thread each product) for one thread, or where the
-    per-thread BLAS setting is unavailable (not Linux, not OpenBLAS >= 0.3.27).
+    One thread runs the tasks in the calling thread with BLAS limited to one
+    thread too (``--threads 1`` means one core, and a multi-threaded BLAS on
+    a busy machine spins). Returns None (let BLAS thread each product) where
+    the per-thread BLAS setting is unavailable (not Linux, not OpenBLAS >=
+    0.3.27).
     """
-    setter = _blas_thread_setter() if threads > 1 and os.path.exists("/proc") else None
+    setter = _blas_thread_setter() if os.path.exists("/proc") else None
     if setter is None:
         return None
 
     def run(fn: Callable[[int], None], items: Sequence[int]) -> None:
+        if threads == 1:
+            previous = setter(1)
+            try:
+                for item in items:
+                    fn(item)
+            finally:
+                setter(max(1, previous))
+            return
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(threads, initializer=setter, initargs=(1,)) as pool:
