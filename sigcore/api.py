@@ -6,8 +6,9 @@ overwrite without ``force``), choose the backend and metrics once, hand over
 to :func:`sigcore.scheduler.run`, and write the outputs of DESIGN §1
 (``volume.mrc``, ``images.mrcs``, ``assignments.star`` and optionally
 ``assignments.xmd``, ``report.json``, PNG diagnostics, ``iterations/``,
-``checkpoint/``). Every file is written atomically. The algorithm itself lives
-in the scheduler.
+``checkpoint/``; with ``pad_to_input`` also ``volume_input_box.mrc``, the map
+at the input box and pixel size, DESIGN §5.9). Every file is written
+atomically. The algorithm itself lives in the scheduler.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = ["OUTPUT_FILES", "ReconstructionResult", "reconstruct"]
 
 OUTPUT_FILES = {
     "volume": "volume.mrc",
+    "volume_input_box": "volume_input_box.mrc",
     "images": "images.mrcs",
     "assignments": "assignments.star",
     "assignments_xmd": "assignments.xmd",
@@ -116,6 +118,7 @@ def reconstruct(
     force: bool = False,
     write_xmd: bool = False,
     plots: bool = True,
+    pad_to_input: bool = False,
     reporter: Reporter | None = None,
     plugin_manager: Any = None,
 ) -> ReconstructionResult:
@@ -147,6 +150,12 @@ compat, threads
         Also write ``assignments.xmd`` (Xmipp).
     plots : bool
         Write the PNG diagnostics (needs matplotlib).
+    pad_to_input : bool
+        When the working box is smaller than the input box (``max_resolution``),
+        also write ``volume_input_box.mrc``: the final map Fourier-padded to
+        the input box, voxel size the input pixel size, same density values at
+        the same physical positions (DESIGN §5.9). Nothing extra is written
+        when the boxes are equal; ``result.volume`` stays the working map.
     reporter : callable, optional
         Called with every :class:`~sigcore.scheduler.IterationStats`.
     plugin_manager : pluggy.PluginManager, optional
@@ -255,6 +264,7 @@ compat, threads
             t_start=t_start,
             write_xmd=write_xmd,
             plots=plots,
+            pad_to_input=pad_to_input,
         )
     pm.hook.sigcore_run_end(run=result.run, result=result)
     return result
@@ -281,6 +291,7 @@ def _write_outputs(
     t_start: float,
     write_xmd: bool,
     plots: bool,
+    pad_to_input: bool,
 ) -> None:
     from sigcore.io.mrc import write_stack, write_volume
     from sigcore.io.relion import write_star
@@ -293,6 +304,23 @@ def _write_outputs(
     volume = out / OUTPUT_FILES["volume"]
     write_volume(volume, result.volume, voxel_size=result.pixel_size, overwrite=True)
     written["volume"] = volume.name
+    if pad_to_input and result.run.input_box != result.volume.shape[0]:
+        from sigcore.volume import fourier_pad
+
+        # Padding the spectrum keeps the field of view, so the voxel becomes
+        # working_pixel * box / input_box: the input pixel (exactly, up to
+        # float rounding, since working_pixel = input_pixel * input_box / box).
+        padded = out / OUTPUT_FILES["volume_input_box"]
+        write_volume(
+            padded,
+            fourier_pad(result.volume, result.run.input_box),
+            voxel_size=result.run.input_pixel_size,
+            overwrite=True,
+        )
+        written["volume_input_box"] = padded.name
+    else:
+        # A --force rerun must not leave a padded map of an earlier run behind.
+        (out / OUTPUT_FILES["volume_input_box"]).unlink(missing_ok=True)
     data = ImageSet(
         result.images, pixel_size=result.pixel_size, poses=result.assignments
     )

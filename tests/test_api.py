@@ -138,3 +138,53 @@ def test_max_resolution_works_on_a_smaller_box(tmp_path):
     # target pixel 2.5 Å -> 48 * 1.25 / 2.5 = 24 px
     assert result.volume.shape == (24, 24, 24)
     assert result.pixel_size == pytest.approx(2.5)
+
+
+def _doubled_stack():
+    return np.repeat(np.repeat(_stack(), 2, axis=1), 2, axis=2)  # 48 px at 1.25 Å
+
+
+def test_pad_to_input_writes_the_map_at_the_input_box(tmp_path):
+    from sigcore.volume import fourier_crop
+
+    out = tmp_path / "run"
+    result = _run(
+        _doubled_stack(),
+        out,
+        plots=False,
+        pixel_size=1.25,
+        max_resolution=5.0,
+        pad_to_input=True,
+    )
+    assert result.volume.shape == (24, 24, 24)
+    with mrcfile.open(out / "volume_input_box.mrc") as mrc:
+        padded = mrc.data.copy()
+        assert float(mrc.voxel_size.x) == pytest.approx(1.25)
+    with mrcfile.open(out / "volume.mrc") as mrc:
+        working = mrc.data.copy()
+        assert float(mrc.voxel_size.x) == pytest.approx(2.5)
+    assert padded.shape == (48, 48, 48)
+    back = fourier_crop(padded, 24)
+    scale = np.abs(working).max()
+    np.testing.assert_allclose(back, working, rtol=1e-4, atol=1e-4 * scale)
+    # same density at the same physical position: the centre voxel is shared
+    assert padded[24, 24, 24] == pytest.approx(working[12, 12, 12], rel=1e-4)
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["volume_input_box"] == "volume_input_box.mrc"
+
+
+def test_no_padded_map_without_the_flag_or_when_boxes_agree(tmp_path):
+    out = tmp_path / "run"
+    options = {"plots": False, "pixel_size": 1.25, "max_resolution": 5.0}
+    _run(_doubled_stack(), out, pad_to_input=True, **options)
+    assert (out / "volume_input_box.mrc").exists()
+    # a --force rerun without the flag removes the earlier run's padded map
+    _run(_doubled_stack(), out, force=True, **options)
+    assert (out / "volume.mrc").exists()
+    assert not (out / "volume_input_box.mrc").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert "volume_input_box" not in report["outputs"]
+    # boxes equal (no max_resolution): the flag adds nothing
+    same = tmp_path / "same"
+    _run(_stack(), same, plots=False, pad_to_input=True)
+    assert not (same / "volume_input_box.mrc").exists()

@@ -242,6 +242,14 @@ def reconstruct(
     xmd: Annotated[
         bool, typer.Option("--xmd", help="Also write assignments.xmd.")
     ] = False,
+    pad_to_input: Annotated[
+        bool,
+        typer.Option(
+            "--pad-to-input",
+            help="With --max-resolution, also write volume_input_box.mrc: the "
+            "map Fourier-padded to the input box and pixel size.",
+        ),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress display.")
     ] = False,
@@ -291,6 +299,7 @@ def reconstruct(
         resume=resume,
         force=force,
         write_xmd=xmd,
+        pad_to_input=pad_to_input,
     )
     _summary(result, output, mode)
 

@@ -100,6 +100,7 @@ def test_help_lists_every_option(capsys):
         "--quiet",
         "--json-progress",
         "--threads",
+        "--pad-to-input",
     ):
         assert option in out, option
 
@@ -162,3 +163,32 @@ def test_resume_continues_with_the_same_result(fake_backend, stack, tmp_path):
     _ok(["reconstruct", str(stack), "-o", str(out), "-q", "--resume", *FAST])
     with mrcfile.open(out / "volume.mrc") as mrc:
         np.testing.assert_array_equal(mrc.data, first)
+
+
+def test_pad_to_input_writes_the_input_box(fake_backend, tmp_path):
+    big = tmp_path / "big.mrcs"
+    with mrcfile.new(big) as mrc:
+        mrc.set_data(blob_stack(8, 2 * BOX))
+    out = tmp_path / "run"
+    # 48 px at 2 Å, target 8 Å -> working pixel 4 Å, box 24
+    _ok(
+        [
+            "reconstruct",
+            str(big),
+            "-o",
+            str(out),
+            "-q",
+            *FAST,
+            "--max-resolution",
+            "8",
+            "--pad-to-input",
+        ]
+    )
+    with mrcfile.open(out / "volume.mrc") as mrc:
+        assert mrc.data.shape == (BOX, BOX, BOX)
+        assert float(mrc.voxel_size.x) == pytest.approx(4.0)
+    with mrcfile.open(out / "volume_input_box.mrc") as mrc:
+        assert mrc.data.shape == (2 * BOX,) * 3
+        assert float(mrc.voxel_size.x) == pytest.approx(2.0)
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["volume_input_box"] == "volume_input_box.mrc"
