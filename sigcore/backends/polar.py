@@ -494,6 +494,7 @@ def search_polar(
     mirrors = (False, True) if params.mirror else (False,)
     n_mirror = len(mirrors)
     n_harm, n_psi = grid.n_harmonics, grid.n_psi
+    n_rings = len(grid.radii)
     ring_w = xp.asarray(grid.weights.astype(np.float32))
     mult = _multiplicity(grid, xp)
 
@@ -610,7 +611,9 @@ def search_polar(
             c_k = work[: n_spec * rows * nj].reshape(n_spec, rows, nj)
             c_k[n_harm:] = 0
             for k0, k1, r0 in grid.blocks:
-                xp.matmul(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
+                # A one-ring block is an outer product: cheaper elementwise.
+                product = xp.multiply if r0 == n_rings - 1 else xp.matmul
+                product(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
             which, m0, around = find_max(c_k, ni, rows_per_image, nj, row_norms, j0)
             flat_row = (xp.arange(ni)[:, None] * rows_per_image + which).ravel()
             flat_col = xp.tile(xp.arange(nj), ni)
