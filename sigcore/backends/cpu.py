@@ -6,10 +6,11 @@ time in barriers, badly so on a shared machine; the search instead runs its
 image chunks on ``threads`` Python threads, each with single-threaded BLAS
 (OpenBLAS's per-thread setting) and single-threaded ``scipy.fft``. The polar
 interpolation is a parallel numba kernel; the max over psi transforms only
-the rows whose bound ``sum_k m_k |C_k|`` can beat the pair's best (about 10%
-on class averages, an exact pruning), and the psi refinement and the IMED
-cross terms are numba loops. Projection and reconstruction are
-the shared ``xp``-generic kernels. Registered as a built-in plugin.
+the rows whose bounds (from ``sum_k m_k |C_k|``) can beat the pair's best
+(about 4% on class averages, an exact pruning), and the psi refinement and
+the IMED cross terms are numba loops. Projection uses the shared
+``xp``-generic kernel; reconstruction a numba insertion kernel. Registered as
+a built-in plugin.
 """
 
 from __future__ import annotations
