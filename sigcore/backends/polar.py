@@ -599,7 +599,7 @@ def search_polar(
         # beyond a ring's cut-off meet zeros in ``b_w``.
         unit = xp.conj(samples[i0:i1]) / img_norm[i0:i1][:, None, None, None]
         shifted = unit[:, :, None, :, :] * phase_conj[None, None, :, :, :]
-        a = fft.ifft(shifted.reshape(rows, len(grid.radii), grid.n_angles), axis=-1)
+        a = fft.ifft(shifted.reshape(rows, n_rings, grid.n_angles), axis=-1)
         del shifted
         a = xp.ascontiguousarray(xp.transpose(a[..., :n_harm], (2, 0, 1)))
         row_norms = None if psi_max is None else _row_norms(a, grid, xp)

@@ -285,21 +285,24 @@ def test_reconstruct_validates_poses() -> None:
 # -- band limit -------------------------------------------------------------------
 
 
+def _radius(shape: tuple[int, ...]) -> np.ndarray:
+    """|k| in cycles per pixel on the FFT grid of ``shape``."""
+    grids = np.meshgrid(*[np.fft.fftfreq(s) for s in shape], indexing="ij")
+    return np.sqrt(sum(g * g for g in grids))
+
+
 def _band_power(volume: np.ndarray, frequency: float) -> tuple[float, float]:
     """Spectral power below and above ``frequency`` (cycles/px), any ndim."""
     spectrum = np.abs(np.fft.fftn(volume)) ** 2
-    grids = np.meshgrid(*[np.fft.fftfreq(s) for s in volume.shape], indexing="ij")
-    radius = np.sqrt(sum(g * g for g in grids))
+    radius = _radius(volume.shape)
     return float(spectrum[radius < frequency].sum()), float(
         spectrum[radius >= frequency].sum()
     )
 
 
 def _lowpassed(volume: np.ndarray, frequency: float) -> np.ndarray:
-    spectrum = np.fft.fftn(volume)
-    grids = np.meshgrid(*[np.fft.fftfreq(s) for s in volume.shape], indexing="ij")
-    radius = np.sqrt(sum(g * g for g in grids))
-    return np.fft.ifftn(spectrum * (radius < frequency)).real
+    keep = _radius(volume.shape) < frequency
+    return np.fft.ifftn(np.fft.fftn(volume) * keep).real
 
 
 def test_band_limited_projection_keeps_the_band_and_drops_the_rest() -> None:
