@@ -140,7 +140,8 @@ def main() -> None:
             f"({r['calibration_units']:.0f} cal units), ring products "
             f"{r['gemm_gflop']:.0f} GFLOP at {r['gemm_gflops']:.1f} GFLOP/s = "
             f"{100 * r['fraction_of_calibration_rate']:.0f}% of calibration; "
-            f"psi transforms on {100 * r['transformed_fraction']:.1f}% of the "
+            f"products completed and transformed on "
+            f"{100 * r['transformed_fraction']:.1f}% of the "
             f"(image, shift, reference) rows (exhaustive formulation: "
             f"{r['exhaustive_gflop']:.0f} GFLOP)"
         )
@@ -148,23 +149,25 @@ def main() -> None:
 
 @contextlib.contextmanager
 def _count_transforms() -> Iterator[list[int]]:
-    """Count the psi-transformed columns of the ``cpu`` backend's pruned max."""
+    """Count the columns the ``cpu`` backend completed and transformed."""
     from sigcore.backends import _numba_kernels
 
-    original = _numba_kernels._transform_max
+    original = _numba_kernels._complete_max
     count = [0]
     lock = threading.Lock()
 
-    def counting(c_k: Any, rows: Any, cols: Any, n_psi: int, irfft: Any) -> Any:
+    def counting(
+        args: Any, rows: Any, cols: Any, j0: int, n_psi: int, irfft: Any
+    ) -> Any:
         with lock:
             count[0] += len(rows)
-        return original(c_k, rows, cols, n_psi, irfft)
+        return original(args, rows, cols, j0, n_psi, irfft)
 
-    _numba_kernels._transform_max = counting
+    _numba_kernels._complete_max = counting
     try:
         yield count
     finally:
-        _numba_kernels._transform_max = original
+        _numba_kernels._complete_max = original
 
 
 if __name__ == "__main__":

@@ -27,10 +27,10 @@ Formulation
 4. Max over psi, then over shifts and mirrors; the winner's psi is refined to
    the maximum of the trigonometric polynomial (parabola, then Newton steps on
    the exact harmonic sum). By Parseval the band norms are rotation and shift
-   invariant: each image and reference is normalised once. Since
-   ``max_psi c <= sum_k m_k |C_k|``, a backend may skip the inverse FFT of
-   rows whose bound is below a pair's best sample (``psi_max``; the ``cpu``
-   backend does, exactly).
+   invariant: each image and reference is normalised once. Steps 3-4 are a
+   :class:`RingSearch`; since ``max_psi c <= sum_k m_k |C_k|``, a backend may
+   evaluate only the products and transforms of rows that can still win
+   (the ``cpu`` backend does, exactly).
 
 Memory grows like N x G: images are processed a few at a time (all their
 shifts and mirrors together) against slices of the gallery sized by
@@ -417,9 +417,107 @@ def _psi_max(
     return which, m0.reshape(ni, nj), around.reshape(3, ni, nj)
 
 
-PsiMax = Callable[[Any, PolarGrid, int, int, int, Any, Any], tuple[Any, Any, Any]]
-Refine = Callable[[Any, Any, float], tuple[Any, Any]]
-CrossValue = Callable[[Any, Any, Any, int, Any, Any, Any], Any]
+ChunkBest = tuple[Any, Any, Any, Any]
+
+
+class RingSearch:
+    """Ring products of a search chunk and their best row and psi sample.
+
+    The exhaustive evaluation, written once against ``xp``: every harmonic
+    block as one batched product, one inverse real FFT over psi per column.
+    A backend may subclass it to evaluate fewer products (the ``cpu``
+    backend prunes, exactly); :func:`search_polar` only calls these methods.
+
+    Parameters
+    ----------
+    b_w : Array, shape (K, R, G), complex64
+        Reference harmonics, normalised, ring weights folded in.
+    grid : PolarGrid
+    xp, fft : module
+        Array and FFT namespaces.
+
+    Attributes
+    ----------
+    bytes_per_column : int
+        Working memory per (row, reference) column of a chunk, which sizes the
+        reference chunks.
+    """
+
+    def __init__(self, b_w: Any, grid: PolarGrid, xp: Any, fft: Any) -> None:
+        self.b_w = b_w
+        self.grid = grid
+        self.xp = xp
+        self.fft = fft
+        self.mult = _multiplicity(grid, xp)
+        self.n_spec = grid.n_psi // 2 + 1  # rfft length; rows n_harm: stay zero
+        self.bytes_per_column = self.n_spec * 8 + grid.n_psi * 4 + 8
+
+    def rows(self, a: Any, ref_chunk: int) -> Any:
+        """Prepare an image chunk's harmonics ``a`` (K, rows, R) for :meth:`best`."""
+        # One work buffer for all reference chunks (no fresh pages per chunk).
+        work = self.xp.empty(self.n_spec * a.shape[1] * ref_chunk, dtype=a.dtype)
+        return a, work
+
+    def best(self, state: Any, j0: int, j1: int, ni: int, rpi: int) -> ChunkBest:
+        """Best row and psi sample of each (image, reference) pair of a chunk.
+
+        Parameters
+        ----------
+        state : object
+            From :meth:`rows` (``ni * rpi`` rows).
+        j0, j1 : int
+            References ``j0:j1``.
+        ni, rpi : int
+            Images and rows (mirror, shift) per image.
+
+        Returns
+        -------
+        which, m0 : Array, shape (ni, nj), int
+            Best row and its best psi sample (first on ties).
+        around : Array, shape (3, ni, nj), float32
+            The inverse real FFT of the best row's harmonics (the correlation
+            over psi divided by ``P``) at samples ``m0 - 1, m0, m0 + 1``.
+        coef : object
+            The best rows' harmonics, for :meth:`refine`.
+        """
+        xp, grid = self.xp, self.grid
+        a, work = state
+        rows, nj = a.shape[1], j1 - j0
+        n_rings = len(grid.radii)
+        c_k = work[: self.n_spec * rows * nj].reshape(self.n_spec, rows, nj)
+        c_k[grid.n_harmonics :] = 0
+        for k0, k1, r0 in grid.blocks:
+            # A one-ring block is an outer product: cheaper elementwise.
+            product = xp.multiply if r0 == n_rings - 1 else xp.matmul
+            product(a[k0:k1, :, r0:], self.b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
+        c = self.fft.irfft(c_k.reshape(self.n_spec, -1), n=grid.n_psi, axis=0)
+        which, m0, around = _psi_max(c, ni, rpi, nj, xp)
+        flat_row = (xp.arange(ni)[:, None] * rpi + which).ravel()
+        flat_col = xp.tile(xp.arange(nj), ni)
+        return which, m0, around, c_k[: grid.n_harmonics, flat_row, flat_col]
+
+    def refine(self, coef: Any, psi0: Any, step: float) -> tuple[Any, Any]:
+        """Newton refinement of each pair's harmonic sum within ``step`` of ``psi0``."""
+        return _refine(coef, psi0, step, self.mult, self.xp)
+
+    def cross(
+        self, state: Any, weight: Any, j0: int, rows: Any, cols: Any, psi: Any
+    ) -> Any:
+        """``Re sum_k m_k e^{i k psi} sum_r weight_r a[k, row, r] b_w[k, r, j0 + col]``.
+
+        The ring-weighted cross term of listed pairs (the Fourier-metric
+        distances), ``psi`` in radians.
+        """
+        xp = self.xp
+        a = state[0]
+        bw = self.b_w[:, :, j0 + cols] * weight[None, :, None]  # (K, R, p)
+        cross = xp.matmul(  # per (k, pair): a_row . bw over rings
+            a[:, rows, None, :], xp.transpose(bw, (0, 2, 1))[..., None]
+        )[..., 0, 0]
+        return _trig_value(cross, psi, self.mult, xp)
+
+
+RingSearchFactory = Callable[[Any, PolarGrid, Any, Any], RingSearch]
 
 
 def search_polar(
@@ -433,9 +531,7 @@ def search_polar(
     sampler: Sampler | None = None,
     budget_bytes: int = 64 * 2**20,
     run_tasks: TaskRunner | None = None,
-    psi_max: PsiMax | None = None,
-    refine: Refine | None = None,
-    cross_value: CrossValue | None = None,
+    ring_search: RingSearchFactory = RingSearch,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -454,30 +550,15 @@ def search_polar(
     sampler : callable or None
         Polar interpolation kernel (see :func:`polar_samples`).
     budget_bytes : int
-        Target size of the per-chunk correlation arrays (per task).
+        Target size of the per-chunk working arrays (per task).
     run_tasks : callable or None
         ``run_tasks(fn, items)`` calls ``fn(item)`` once per item, in any
         order and possibly concurrently (each call writes disjoint rows of
         the result); a plain loop by default. The CPU backend runs them on
         threads with single-threaded BLAS.
-    psi_max : callable or None
-        ``psi_max(c_k, grid, ni, rows_per_image, nj, row_norms, ref_norms)
-        -> (which, m0, around)``: the max over psi and rows of a chunk, from
-        its harmonic coefficients ``c_k`` (shape ``(P // 2 + 1, ni *
-        rows_per_image, nj)``, rows ``grid.n_harmonics:`` zero).
-        ``row_norms`` (K, rows) and ``ref_norms`` (K, nj) are the norms over
-        rings of each harmonic's two factors, so ``|C_k| <= row_norm *
-        ref_norm`` (Cauchy-Schwarz). The default transforms every column
-        (one inverse real FFT over psi) and takes :func:`_psi_max`.
-    refine : callable or None
-        ``refine(coef (K, p), psi0 (p,), step) -> (psi, value)``: Newton
-        refinement of each pair's harmonic sum within ``step`` of ``psi0``
-        (radians); :func:`_refine` by default.
-    cross_value : callable or None
-        ``cross_value(a, b_w, weight, j0, rows, cols, psi) -> (p,)``: the
-        ring-weighted cross term ``Re sum_k m_k e^{i k psi} sum_r weight_r
-        a[k, row, r] b_w[k, r, j0 + col]`` of listed pairs (the Fourier-metric
-        distances); a batched product by default.
+    ring_search : callable
+        ``ring_search(b_w, grid, xp, fft) -> RingSearch``: evaluates the ring
+        products and their max (:class:`RingSearch`, exhaustive, by default).
 
     Returns
     -------
@@ -496,7 +577,6 @@ def search_polar(
     n_harm, n_psi = grid.n_harmonics, grid.n_psi
     n_rings = len(grid.radii)
     ring_w = xp.asarray(grid.weights.astype(np.float32))
-    mult = _multiplicity(grid, xp)
 
     # References: harmonics (K, R, G), normalised, weights folded in.
     b = _harmonics(
@@ -506,6 +586,7 @@ def search_polar(
     ref_norm = xp.where(ref_norm > 0, ref_norm, 1.0)
     b_w = b * (ring_w[None, :, None] / ref_norm[:, None, None])
     b_w = xp.ascontiguousarray(xp.transpose(b_w, (2, 1, 0)))  # (K, R, G)
+    evaluator = ring_search(b_w, grid, xp, fft)
 
     fourier = [m for m in metrics if hasattr(m, "fourier_weight")]
     others = [m for m in metrics if not hasattr(m, "fourier_weight")]
@@ -516,6 +597,7 @@ def search_polar(
     ref_wnorm = [
         _weighted_norm2(b, ring_w * fw, grid, xp) / ref_norm**2 for fw in fweights
     ]
+    del b
 
     # Images: polar samples per mirror, norms (shift/rotation invariant).
     samples = xp.stack(
@@ -549,45 +631,15 @@ def search_polar(
     extra = [xp.empty((n_img, n_ref), dtype=xp.float32) for _ in fourier]
 
     rows_per_image = n_mirror * n_shift
-    n_spec = n_psi // 2 + 1  # rfft length; rows n_harm: stay zero
-    per_pair = n_spec * 8 + n_psi * 4 + 8
     img_chunk = max(1, min(n_img, 512 // rows_per_image))
     ref_chunk = max(
-        1, min(n_ref, budget_bytes // (per_pair * rows_per_image * img_chunk))
+        1,
+        min(
+            n_ref,
+            budget_bytes // (evaluator.bytes_per_column * rows_per_image * img_chunk),
+        ),
     )
     psi_step = 2.0 * np.pi / n_psi
-    if psi_max is None:
-
-        def find_max(
-            c_k: Any, ni: int, rpi: int, nj: int, row_norms: Any, j0: int
-        ) -> tuple[Any, Any, Any]:
-            c = fft.irfft(c_k.reshape(n_spec, -1), n=n_psi, axis=0)
-            return _psi_max(c, ni, rpi, nj, xp)
-
-    else:
-        ref_norms = xp.sqrt(xp.sum(b_w.real**2 + b_w.imag**2, axis=1))  # (K, G)
-
-        def find_max(
-            c_k: Any, ni: int, rpi: int, nj: int, row_norms: Any, j0: int
-        ) -> tuple[Any, Any, Any]:
-            refs = ref_norms[:, j0 : j0 + nj]
-            return psi_max(c_k, grid, ni, rpi, nj, row_norms, refs)
-
-    if refine is None:
-
-        def refine(coef: Any, psi0: Any, step: float) -> tuple[Any, Any]:
-            return _refine(coef, psi0, step, mult, xp)
-
-    if cross_value is None:
-
-        def cross_value(
-            a: Any, b: Any, fw: Any, j0: int, rows: Any, cols: Any, psi: Any
-        ) -> Any:
-            bw = b[:, :, j0 + cols] * fw[None, :, None]  # (K, R, p)
-            cross = xp.matmul(  # per (k, pair): a_row . bw over rings
-                a[:, rows, None, :], xp.transpose(bw, (0, 2, 1))[..., None]
-            )[..., 0, 0]
-            return _trig_value(cross, psi, mult, xp)
 
     def image_task(i0: int) -> None:
         """Score images ``i0 : i0 + img_chunk`` against every reference."""
@@ -602,19 +654,11 @@ def search_polar(
         a = fft.ifft(shifted.reshape(rows, n_rings, grid.n_angles), axis=-1)
         del shifted
         a = xp.ascontiguousarray(xp.transpose(a[..., :n_harm], (2, 0, 1)))
-        row_norms = None if psi_max is None else _row_norms(a, grid, xp)
-        # One work buffer for all reference chunks (no fresh pages per chunk).
-        work = xp.empty(n_spec * rows * ref_chunk, dtype=xp.complex64)
+        state = evaluator.rows(a, ref_chunk)
         for j0 in range(0, n_ref, ref_chunk):
             j1 = min(n_ref, j0 + ref_chunk)
             nj = j1 - j0
-            c_k = work[: n_spec * rows * nj].reshape(n_spec, rows, nj)
-            c_k[n_harm:] = 0
-            for k0, k1, r0 in grid.blocks:
-                # A one-ring block is an outer product: cheaper elementwise.
-                product = xp.multiply if r0 == n_rings - 1 else xp.matmul
-                product(a[k0:k1, :, r0:], b_w[k0:k1, r0:, j0:j1], out=c_k[k0:k1])
-            which, m0, around = find_max(c_k, ni, rows_per_image, nj, row_norms, j0)
+            which, m0, around, coef = evaluator.best(state, j0, j1, ni, rows_per_image)
             flat_row = (xp.arange(ni)[:, None] * rows_per_image + which).ravel()
             flat_col = xp.tile(xp.arange(nj), ni)
             m0 = m0.ravel()
@@ -624,13 +668,12 @@ def search_polar(
                 curv < 0, 0.5 * (left - right) / xp.where(curv < 0, curv, -1.0), 0.0
             )
             psi0 = (m0.astype(xp.float32) + xp.clip(off, -0.5, 0.5)) * psi_step
-            coef = c_k[:n_harm, flat_row, flat_col]  # (K, pairs)
-            psi_ref, value = refine(coef, psi0, psi_step)
+            psi_ref, value = evaluator.refine(coef, psi0, psi_step)
             corr[i0:i1, j0:j1] = value.reshape(ni, nj)
             psi_out[i0:i1, j0:j1] = psi_ref.reshape(ni, nj)
             best_row[i0:i1, j0:j1] = which
             for e, fw in enumerate(fweights):
-                cross_val = cross_value(a, b_w, fw, j0, flat_row, flat_col, psi_ref)
+                cross_val = evaluator.cross(state, fw, j0, flat_row, flat_col, psi_ref)
                 d2 = (
                     img_wnorm[e][i0:i1][:, None]
                     + ref_wnorm[e][None, j0:j1]

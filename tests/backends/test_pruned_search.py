@@ -1,0 +1,126 @@
+"""The ``cpu`` backend's pruned ring search equals the exhaustive one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import scipy.fft
+
+from sigcore.alignment import SearchParams
+from sigcore.backends._numba_kernels import pack_rings
+from sigcore.backends.polar import RingSearch, polar_grid
+from sigcore.backends.pruned_search import DENSE_HARMONICS, PrunedRingSearch
+
+
+def _factors(grid, rows, refs, dominant, seed):
+    """Random harmonics decaying with k; ``dominant`` adds a rotational average.
+
+    ``b`` is zero beyond each ring's cut-off, as the search's reference
+    harmonics are; ``a`` is not (the image rows are not cut).
+    """
+    rng = np.random.default_rng(seed)
+    k, r = grid.n_harmonics, len(grid.radii)
+
+    def normal(*shape):
+        return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+
+    decay = 1.0 / (1.0 + np.arange(k))
+    a = normal(k, rows, r) * decay[:, None, None]
+    b = normal(k, r, refs) * decay[:, None, None]
+    a[0] += abs(dominant) * (1.0 + 0.1 * rng.standard_normal((rows, 1)))
+    b[0] += dominant
+    b *= np.arange(k)[:, None, None] <= grid.cutoffs[None, :, None]
+    return a.astype(np.complex64), np.ascontiguousarray(b.astype(np.complex64))
+
+
+def _both(a, b_w, grid, ni, rpi):
+    rows, nj = a.shape[1], b_w.shape[2]
+    out = []
+    for cls in (RingSearch, PrunedRingSearch):
+        search = cls(b_w, grid, np, scipy.fft)
+        which, m0, around, coef = search.best(search.rows(a, nj), 0, nj, ni, rpi)
+        coef = np.asarray(coef)
+        coef = coef if cls is PrunedRingSearch else coef.T  # (pairs, K...)
+        out.append((which, m0, around, coef[:, : grid.n_harmonics]))
+    assert rows == ni * rpi
+    return out
+
+
+@pytest.mark.parametrize("shape", [(3, 25, 7), (1, 1, 1), (2, 2, 5)])
+@pytest.mark.parametrize("dominant", [0.0, 6.0, -6.0])
+def test_best_matches_exhaustive(shape, dominant):
+    """Same best row and psi sample, ties included (the first row wins).
+
+    A strong positive rotational average lets most rows be pruned; a negative
+    one makes every bound useless (all correlations negative) and every row
+    must be evaluated.
+    """
+    ni, rpi, nj = shape
+    grid = polar_grid(32, SearchParams(max_frequency=0.5))
+    assert grid.n_harmonics > DENSE_HARMONICS  # the completion is exercised
+    a, b_w = _factors(grid, ni * rpi, nj, dominant, seed=7)
+    if rpi > 1:
+        a[:, 1] = a[:, 0]  # rows 0 and 1 of image 0 tie: row 0 wins
+    (w0, m0, ar0, c0), (w1, m1, ar1, c1) = _both(a, b_w, grid, ni, rpi)
+    np.testing.assert_array_equal(w1, w0)
+    np.testing.assert_array_equal(m1, m0)
+    np.testing.assert_allclose(ar1, ar0, rtol=1e-4, atol=1e-5 * np.abs(ar0).max())
+    np.testing.assert_allclose(c1, c0, rtol=1e-4, atol=1e-5 * np.abs(c0).max())
+
+
+def test_best_with_few_harmonics_is_dense():
+    """A band with no more harmonics than the dense block needs no completion."""
+    grid = polar_grid(8, SearchParams(max_frequency=0.1))
+    a, b_w = _factors(grid, 6, 4, 3.0, seed=1)
+    (w0, m0, _, c0), (w1, m1, _, c1) = _both(a, b_w, grid, 2, 3)
+    np.testing.assert_array_equal(w1, w0)
+    np.testing.assert_array_equal(m1, m0)
+    np.testing.assert_allclose(c1, c0, rtol=1e-5, atol=1e-6)
+
+
+def test_pack_rings_keeps_each_rings_harmonics():
+    grid = polar_grid(32, SearchParams(max_frequency=0.5))
+    a, _ = _factors(grid, 5, 1, 0.0, seed=2)
+    ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics)
+    re, im, offsets = pack_rings(a, ring_end)
+    assert offsets[-1] == ring_end.sum() == re.shape[1]
+    for r, end in enumerate(ring_end):
+        seg = slice(offsets[r], offsets[r + 1])
+        np.testing.assert_array_equal(re[:, seg] + 1j * im[:, seg], a[:end, :, r].T)
+
+
+def test_cross_matches_exhaustive():
+    """The numba cross term equals the generic batched product."""
+    grid = polar_grid(32, SearchParams(max_frequency=0.5))
+    a, b_w = _factors(grid, 6, 5, 2.0, seed=3)
+    rng = np.random.default_rng(4)
+    weight = rng.uniform(0.5, 2.0, len(grid.radii)).astype(np.float32)
+    rows = np.array([0, 5, 2, 2])
+    cols = np.array([4, 0, 1, 3])
+    psi = rng.uniform(-np.pi, np.pi, 4).astype(np.float32)
+    dense = RingSearch(b_w, grid, np, scipy.fft)
+    fast = PrunedRingSearch(b_w, grid, np, scipy.fft)
+    want = dense.cross(dense.rows(a, 5), weight, 0, rows, cols, psi)
+    got = fast.cross(fast.rows(a, 5), weight, 0, rows, cols, psi)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_refine_matches_generic():
+    """Float64 numba Newton steps agree with the generic float32 ones."""
+    grid = polar_grid(32, SearchParams(max_frequency=0.5))
+    a, b_w = _factors(grid, 4, 3, 4.0, seed=5)
+    dense = RingSearch(b_w, grid, np, scipy.fft)
+    fast = PrunedRingSearch(b_w, grid, np, scipy.fft)
+    _, m0, _, coef = dense.best(dense.rows(a, 3), 0, 3, 2, 2)
+    step = 2.0 * np.pi / grid.n_psi
+    psi0 = (m0.ravel() * step).astype(np.float32)
+    psi_d, val_d = dense.refine(coef, psi0, step)
+    padded = np.zeros((coef.shape[1], grid.n_psi // 2 + 1), np.complex64)
+    padded[:, : grid.n_harmonics] = coef.T
+    psi_f, val_f = fast.refine(padded, psi0, step)
+    np.testing.assert_allclose(val_f, val_d, rtol=1e-4)
+    np.testing.assert_allclose(psi_f, psi_d, atol=2e-3)
+    assert np.all(val_f >= val_d - 1e-4 * np.abs(val_d))
