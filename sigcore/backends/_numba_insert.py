@@ -7,8 +7,9 @@ float rounding. The FFTs, the Hermitian mirror, the regularised division and
 the gridding correction are the projector's NumPy steps; only the insertion
 (the ``np.bincount`` scatter-adds, most of the run time) is a parallel numba
 kernel. Each thread accumulates its share of the pose rows into its own
-float64 partial grid (no races, no atomics); the partial grids are summed at
-the end. numba is imported lazily, so importing this module is cheap.
+float32 partial grid (no races, no atomics); the partial grids are summed in
+float64 at the end. numba is imported lazily, so importing this module is
+cheap.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["reconstruct_numba", "warm_up"]
 
-# Upper bound on the memory of the per-thread partial grids (3 float64 per
+# Upper bound on the memory of the per-thread partial grids (3 float32 per
 # voxel each): fewer grids than threads when the padded box is large.
 _PARTIAL_GRID_BYTES = 2 << 30
 
@@ -54,13 +55,15 @@ def _kernels() -> tuple[Any, Any]:
     ) -> None:  # pragma: no cover - compiled
         npoints = kx.shape[0]
         nops = planes.shape[1]
-        stride = size * size
+        ext = size + 1  # centred grid with one margin plane per axis
+        plane = ext * ext
+        half = size // 2
         scale = -2.0 * np.pi / size
         for c in numba.prange(bounds.shape[0] - 1):
             grid = grids[c]
             tx = np.empty(size, dtype=np.complex128)
             ty = np.empty(size, dtype=np.complex128)
-            shifted = np.empty(npoints, dtype=np.complex128)
+            shifted = np.empty(npoints, dtype=np.complex64)
             for r in range(bounds[c], bounds[c + 1]):
                 # Shift phase exp(-2 pi i (kx sx + ky sy) / size), one table per axis.
                 sx = shifts[r, 0]
@@ -70,9 +73,9 @@ def _kernels() -> tuple[Any, Any]:
                     tx[k] = np.exp(1j * (scale * f * sx))
                     ty[k] = np.exp(1j * (scale * f * sy))
                 spectrum = spectra[slot[r]]
-                for p in range(npoints):
-                    shifted[p] = spectrum[p] * (tx[ix[p]] * ty[iy[p]])
                 w = np.float32(weights[r])
+                for p in range(npoints):
+                    shifted[p] = spectrum[p] * (tx[ix[p]] * ty[iy[p]]) * w
                 for s in range(nops):
                     a0 = planes[r, s, 0, 0]
                     a1 = planes[r, s, 0, 1]
@@ -81,41 +84,35 @@ def _kernels() -> tuple[Any, Any]:
                     b1 = planes[r, s, 1, 1]
                     b2 = planes[r, s, 1, 2]
                     for p in range(npoints):
-                        # q = (A L).T @ (kx, ky, 0), float32 as in the projector.
+                        # q = (A L).T @ (kx, ky, 0), float32 as in the projector;
+                        # |q| < size / 2, so the centred corners lie in [0, size].
                         qx = kx[p] * a0 + ky[p] * b0
                         qy = kx[p] * a1 + ky[p] * b1
                         qz = kx[p] * a2 + ky[p] * b2
                         fx = np.floor(qx)
                         fy = np.floor(qy)
                         fz = np.floor(qz)
-                        x0 = int(fx)
-                        y0 = int(fy)
-                        z0 = int(fz)
                         ux = qx - fx
                         uy = qy - fy
                         uz = qz - fz
-                        x0 = x0 + size if x0 < 0 else x0
-                        y0 = y0 + size if y0 < 0 else y0
-                        z0 = z0 + size if z0 < 0 else z0
-                        x1 = 0 if x0 + 1 == size else x0 + 1
-                        y1 = 0 if y0 + 1 == size else y0 + 1
-                        z1 = 0 if z0 + 1 == size else z0 + 1
+                        v = (
+                            (int(fz) + half) * plane
+                            + (int(fy) + half) * ext
+                            + (int(fx) + half)
+                        )
                         wr = w * radial[p]
-                        vre = shifted[p].real
-                        vim = shifted[p].imag
+                        vre = shifted[p].real * radial[p]
+                        vim = shifted[p].imag * radial[p]
                         for cz in range(2):
-                            zi = (z1 if cz else z0) * stride
                             wz = uz if cz else np.float32(1) - uz
                             for cy in range(2):
-                                zyi = zi + (y1 if cy else y0) * size
                                 wzy = wz * (uy if cy else np.float32(1) - uy)
+                                vzy = v + cz * plane + cy * ext
                                 for cx in range(2):
-                                    v = zyi + (x1 if cx else x0)
                                     tri = wzy * (ux if cx else np.float32(1) - ux)
-                                    cw = np.float64(tri * wr)
-                                    grid[v, 0] += vre * cw
-                                    grid[v, 1] += vim * cw
-                                    grid[v, 2] += cw
+                                    grid[vzy + cx, 0] += vre * tri
+                                    grid[vzy + cx, 1] += vim * tri
+                                    grid[vzy + cx, 2] += wr * tri
 
     @numba.njit(cache=True, parallel=True)
     def reduce(grids: Any, out: Any) -> None:  # pragma: no cover - compiled
@@ -127,6 +124,22 @@ def _kernels() -> tuple[Any, Any]:
                 out[j, v] = acc
 
     return insert, reduce
+
+
+def _fold_margin(centred: NDArray[np.float64], size: int) -> NDArray[np.float64]:
+    """(3, ext, ext, ext) centred grid -> (3, size, size, size) in FFT order.
+
+    The margin plane (centred index ``size``, frequency ``+size / 2``) is the
+    periodic image of index 0 (``-size / 2``): added onto it, axis by axis.
+    """
+    for axis in (1, 2, 3):
+        first = [slice(None)] * 4
+        last = [slice(None)] * 4
+        first[axis] = 0
+        last[axis] = size
+        centred[tuple(first)] += centred[tuple(last)]
+    inner = centred[:, :size, :size, :size]
+    return np.fft.ifftshift(inner, axes=(1, 2, 3))
 
 
 def _thread_count() -> int:
@@ -179,11 +192,14 @@ def reconstruct_numba(
 
     Notes
     -----
-    The threads split the pose rows into contiguous chunks, one float64
-    partial grid (``3 (pad n)³`` values) per chunk; at most
+    The threads split the pose rows into contiguous chunks, one float32
+    partial grid (``3 (pad n + 1)³`` values) per chunk; at most
     ``_PARTIAL_GRID_BYTES`` of them, so a large box gets fewer chunks than
-    threads. The shift phase is built from two per-row float64 tables
-    (``exp(-2 pi i kx sx / N)`` and the same in ``y``) instead of one
+    threads. The partial grids are centred with one margin plane per axis:
+    every trilinear corner of a point inside the Nyquist sphere falls inside,
+    so the kernel needs no periodic wrap; the margin is folded back at the end
+    (:func:`_fold_margin`). The shift phase is built from two per-row float64
+    tables (``exp(-2 pi i kx sx / N)`` and the same in ``y``) instead of one
     ``exp`` per sample.
     """
     plan = insertion_plan(
@@ -206,8 +222,8 @@ def reconstruct_numba(
     iy = ky.astype(np.int64) % size
 
     rows = len(poses)
-    voxels = size**3
-    chunks = max(1, min(_thread_count(), rows, _PARTIAL_GRID_BYTES // (24 * voxels)))
+    voxels = (size + 1) ** 3
+    chunks = max(1, min(_thread_count(), rows, _PARTIAL_GRID_BYTES // (12 * voxels)))
     sums = np.zeros((3, voxels), dtype=np.float64)
     if rows:
         insert, reduce = _kernels()
@@ -215,7 +231,7 @@ def reconstruct_numba(
             (poses.rotations[:, None] @ ops[None])[:, :, :2, :], dtype=np.float32
         )
         bounds = np.linspace(0, rows, chunks + 1).round().astype(np.int64)
-        grids = np.zeros((chunks, voxels, 3), dtype=np.float64)
+        grids = np.zeros((chunks, voxels, 3), dtype=np.float32)
         insert(
             spectra,
             np.ascontiguousarray(slot[poses.image_index]),
@@ -234,8 +250,9 @@ def reconstruct_numba(
         reduce(grids, sums)
         del grids
 
-    num = (sums[0] + 1j * sums[1]).reshape(size, size, size)
-    den = sums[2].reshape(size, size, size)
+    sums = _fold_margin(sums.reshape(3, size + 1, size + 1, size + 1), size)
+    num = sums[0] + 1j * sums[1]
+    den = np.ascontiguousarray(sums[2])
     del sums
     return finish_reconstruction(num, den, plan, regularizer=regularizer, xp=np)
 

@@ -234,22 +234,47 @@ def _complete(
             out[q, n_low + k] = acc_re[k] + 1j * acc_im[k]
 
 
-def pack_rings(h: Any, ring_end: Any) -> tuple[Any, Any, Any]:
-    """Pack harmonics (K, B, R) ring by ring: real and imaginary planes (B, L).
+@numba.njit(cache=True, nogil=True)
+def _pack(
+    h: Any, offsets: Any, re: Any, im: Any, norm2: Any
+) -> None:  # pragma: no cover
+    for b in range(h.shape[0]):
+        for r in range(h.shape[1]):
+            start = offsets[r]
+            for k in range(offsets[r + 1] - start):
+                z = h[b, r, k]
+                re[b, start + k] = z.real
+                im[b, start + k] = z.imag
+                norm2[b, k] += z.real * z.real + z.imag * z.imag
 
-    Ring ``r`` keeps harmonics ``0 .. ring_end[r] - 1``. Returns ``(re, im,
-    offsets)`` with ring ``r`` at ``offsets[r]:offsets[r + 1]``: the
-    triangle of products actually formed, without the zeros of a (R, K)
-    layout (half the memory traffic of the completion).
+
+def pack_rings(h: Any, ring_end: Any) -> tuple[Any, Any, Any, Any]:
+    """Pack harmonics (B, R, K) ring by ring into real and imaginary planes.
+
+    Ring ``r`` keeps harmonics ``0 .. ring_end[r] - 1``: the triangle of
+    products actually formed, without the zeros of a (R, K) layout (half the
+    memory traffic of the completion).
+
+    Parameters
+    ----------
+    h : ndarray, shape (B, R, K), complex64
+        Any strides (e.g. a view of a larger FFT output).
+    ring_end : ndarray, shape (R,), int64
+
+    Returns
+    -------
+    re, im : ndarray, shape (B, L), float32
+        Ring ``r`` at ``offsets[r]:offsets[r + 1]``.
+    offsets : ndarray, shape (R + 1,), int64
+    norm2 : ndarray, shape (B, K), float32
+        ``sum_r |h[b, r, k]|^2`` over the rings that keep harmonic ``k``.
     """
     offsets = np.concatenate([[0], np.cumsum(ring_end)]).astype(np.int64)
-    re = np.empty((h.shape[1], offsets[-1]), dtype=np.float32)
+    re = np.empty((h.shape[0], offsets[-1]), dtype=np.float32)
     im = np.empty_like(re)
-    for r, end in enumerate(ring_end):
-        part = h[:end, :, r].T
-        re[:, offsets[r] : offsets[r + 1]] = part.real
-        im[:, offsets[r] : offsets[r + 1]] = part.imag
-    return re, im, offsets
+    norm2 = np.zeros((h.shape[0], h.shape[2]), dtype=np.float32)
+    _pack(h, offsets, re, im, norm2)
+    return re, im, offsets, norm2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -414,23 +439,22 @@ def _complete_max(
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _harmonic_sum(
-    coef: Any, q: int, n_harm: int, psi: float, order: int
-) -> float:  # pragma: no cover
-    """``sum_k m_k d^order/dpsi^order Re(coef[q, k] e^{i k psi})``, m = 1, 2, 2, ..."""
+    coef: Any, q: int, n_harm: int, psi: float
+) -> tuple[float, float, float]:  # pragma: no cover
+    """``sum_k m_k Re(coef[q, k] e^{i k psi})`` and its first two psi-derivatives."""
     step = np.cos(psi) + 1j * np.sin(psi)
     z = 1.0 + 0.0j
-    total = 0.0
+    value = 0.0
+    d1 = 0.0
+    d2 = 0.0
     for k in range(n_harm):
         term = complex(coef[q, k]) * z
         m = 1.0 if k == 0 else 2.0
-        if order == 0:
-            total += m * term.real
-        elif order == 1:
-            total -= m * k * term.imag
-        else:
-            total -= m * k * k * term.real
+        value += m * term.real
+        d1 -= m * k * term.imag
+        d2 -= m * k * k * term.real
         z *= step
-    return total
+    return value, d1, d2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -440,13 +464,14 @@ def _refine_kernel(
     for q in range(coef.shape[0]):
         start = float(psi0[q])
         x = start
-        for _ in range(3):
-            d1 = _harmonic_sum(coef, q, n_harm, x, 1)
-            d2 = _harmonic_sum(coef, q, n_harm, x, 2)
+        at_start = 0.0
+        for it in range(3):
+            value, d1, d2 = _harmonic_sum(coef, q, n_harm, x)
+            if it == 0:
+                at_start = value
             delta = -d1 / d2 if d2 < 0 else 0.0
             x = min(max(x + delta, start - step), start + step)
-        value = _harmonic_sum(coef, q, n_harm, x, 0)
-        at_start = _harmonic_sum(coef, q, n_harm, start, 0)
+        value = _harmonic_sum(coef, q, n_harm, x)[0]
         if value >= at_start:
             psi_out[q] = x
             val_out[q] = value

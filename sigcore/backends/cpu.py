@@ -8,9 +8,11 @@ image chunks on ``threads`` Python threads, each with single-threaded BLAS
 interpolation is a parallel numba kernel; the ring products are formed in
 full only for the rows whose bounds can beat their pair's best
 (:mod:`sigcore.backends.pruned_search`, an exact pruning), and the psi
-refinement and the IMED cross terms are numba loops. Projection uses the shared
-``xp``-generic kernel; reconstruction a numba insertion kernel. Registered as
-a built-in plugin.
+refinement and the IMED cross terms are numba loops. Projection is a numba
+gather kernel (:mod:`sigcore.backends._numba_project`), reconstruction a numba
+insertion kernel (:mod:`sigcore.backends._numba_insert`); both compute the
+shared ``xp``-generic operators of :mod:`sigcore.backends.projector`.
+Registered as a built-in plugin.
 """
 
 from __future__ import annotations
@@ -94,6 +96,27 @@ class CpuBackend(ArrayBackend):
         blobs[:, 6:10, 5:11] = 1.0
         self.search(blobs, blobs, SearchParams(max_shift=1.0), [Imed()])
         warm_up()
+        self.project(np.zeros((4, 4, 4), dtype=np.float32), np.eye(3)[None])
+
+    def project(
+        self,
+        volume: Any,
+        rotations: NDArray[np.float64],
+        *,
+        max_frequency: float = 0.5,
+    ) -> Any:
+        """Fourier-slice projection with the numba gather kernel.
+
+        Same result as :func:`sigcore.backends.projector.project` (to about
+        1e-6), about 4x faster at 64² on two cores.
+        """
+        from sigcore.backends._numba_project import project_numba
+
+        return project_numba(
+            np.asarray(volume, dtype=np.float32),
+            rotations,
+            max_frequency=max_frequency,
+        )
 
     def reconstruct(
         self,
@@ -143,8 +166,10 @@ class CpuBackend(ArrayBackend):
         from sigcore.backends.polar import search_polar
         from sigcore.backends.pruned_search import PrunedRingSearch
 
-        runner = _thread_runner(self.threads)
-        with scipy.fft.set_workers(self.threads if runner is None else 1):
+        # scipy.fft's worker count is per thread: the preparation (the
+        # references' transforms) runs here on every core, the search tasks on
+        # the runner's threads with the default of one worker each.
+        with scipy.fft.set_workers(self.threads):
             return search_polar(
                 images,
                 references,
@@ -153,7 +178,7 @@ class CpuBackend(ArrayBackend):
                 xp=np,
                 fft=scipy.fft,
                 sampler=polar_sampler,
-                run_tasks=runner,
+                run_tasks=_thread_runner(self.threads),
                 ring_search=PrunedRingSearch,
                 budget_bytes=_CHUNK_BYTES,
             )

@@ -328,15 +328,6 @@ def _weighted_norm2(h: Any, ring_weight: Any, grid: PolarGrid, xp: Any) -> Any:
     return xp.sum(xp.sum(power, axis=-1) * ring_weight, axis=-1)
 
 
-def _row_norms(a: Any, grid: PolarGrid, xp: Any) -> Any:
-    """Norm over the rings each harmonic is used on: (K, rows) from (K, rows, R)."""
-    out = xp.empty(a.shape[:2], dtype=xp.float32)
-    for k0, k1, r0 in grid.blocks:
-        part = a[k0:k1, :, r0:]
-        out[k0:k1] = xp.sqrt(xp.sum(part.real**2 + part.imag**2, axis=-1))
-    return out
-
-
 def search_flops(
     n_images: int, n_refs: int, n: int, params: SearchParams
 ) -> dict[str, float]:
@@ -453,9 +444,20 @@ class RingSearch:
         self.bytes_per_column = self.n_spec * 8 + grid.n_psi * 4 + 8
 
     def rows(self, a: Any, ref_chunk: int) -> Any:
-        """Prepare an image chunk's harmonics ``a`` (K, rows, R) for :meth:`best`."""
+        """Prepare an image chunk's harmonics for :meth:`best`.
+
+        Parameters
+        ----------
+        a : Array, shape (rows, R, K), complex64
+            Harmonics of the (conjugated, normalised, shifted) image rows; a
+            view, not necessarily contiguous.
+        ref_chunk : int
+            The most references :meth:`best` will be called with.
+        """
+        xp = self.xp
+        a = xp.ascontiguousarray(xp.transpose(a, (2, 0, 1)))  # (K, rows, R)
         # One work buffer for all reference chunks (no fresh pages per chunk).
-        work = self.xp.empty(self.n_spec * a.shape[1] * ref_chunk, dtype=a.dtype)
+        work = xp.empty(self.n_spec * a.shape[1] * ref_chunk, dtype=a.dtype)
         return a, work
 
     def best(self, state: Any, j0: int, j1: int, ni: int, rpi: int) -> ChunkBest:
@@ -653,8 +655,7 @@ def search_polar(
         shifted = unit[:, :, None, :, :] * phase_conj[None, None, :, :, :]
         a = fft.ifft(shifted.reshape(rows, n_rings, grid.n_angles), axis=-1)
         del shifted
-        a = xp.ascontiguousarray(xp.transpose(a[..., :n_harm], (2, 0, 1)))
-        state = evaluator.rows(a, ref_chunk)
+        state = evaluator.rows(a[..., :n_harm], ref_chunk)
         for j0 in range(0, n_ref, ref_chunk):
             j1 = min(n_ref, j0 + ref_chunk)
             nj = j1 - j0

@@ -28,6 +28,7 @@ makes; a wider kernel would be more accurate and 3–8× slower).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +42,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "InsertionPlan",
+    "ProjectionPlan",
     "finish_reconstruction",
     "insertion_plan",
     "project",
+    "projection_plan",
     "reconstruct",
 ]
 
@@ -132,6 +135,99 @@ def _slice_coordinates(kx: Any, ky: Any, planes: Any) -> tuple[Any, Any, Any]:
     )
 
 
+@dataclass(frozen=True)
+class ProjectionPlan:
+    """What every Fourier-slice extraction needs, computed once per projection.
+
+    Attributes
+    ----------
+    rotations : ndarray, shape (G, 3, 3), float64
+        The orientations.
+    n, size, offset : int
+        Box, padded box and the box's offset inside it.
+    spectrum : Array, shape (size**3,), complex64
+        The 3D transform of the sinc²-corrected, zero-padded volume, FFT order,
+        flattened from ``[z, y, x]``.
+    kx, ky : Array, shape (P,), float32
+        The half-plane samples (rfft2 layout, ``kx >= 0``, inside the band
+        disc) in padded DFT units.
+    inside : Array, shape (size * (size // 2 + 1),), bool
+        Which rfft2 coefficients are those samples.
+    """
+
+    rotations: NDArray[np.float64]
+    n: int
+    size: int
+    offset: int
+    spectrum: Any
+    kx: Any
+    ky: Any
+    inside: Any
+
+
+def projection_plan(
+    volume: Any,
+    rotations: NDArray[np.float64],
+    *,
+    xp: Any,
+    pad: float = 2,
+    max_frequency: float = 0.5,
+    fftn: Callable[[Any], Any] | None = None,
+) -> ProjectionPlan:
+    """Validate the input, transform the corrected volume and pick the samples.
+
+    Parameters
+    ----------
+    volume : Array, shape (n, n, n), float32
+        Indexed ``[z, y, x]``, centre at ``n // 2``.
+    rotations : ndarray, shape (G, 3, 3), float64
+        RELION-sense matrices ``A``.
+    xp : module
+        ``numpy`` or ``cupy``; ``volume`` must live in it.
+    pad : float
+        Zero-padding factor of the 3D Fourier grid.
+    max_frequency : float
+        Band limit, cycles per pixel.
+    fftn : callable or None
+        The 3D FFT (e.g. a multi-threaded ``scipy.fft.fftn``); ``None`` means
+        ``xp.fft.fftn``.
+
+    Returns
+    -------
+    ProjectionPlan
+    """
+    volume = xp.asarray(volume, dtype=xp.float32)
+    n = volume.shape[-1]
+    if volume.shape != (n, n, n):
+        raise ConfigError(f"volume must be a cube, got shape {volume.shape}")
+    rotations = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
+    size = _padded_size(n, pad)
+    offset = size // 2 - n // 2
+    band = _band(max_frequency)
+
+    padded = xp.zeros((size, size, size), dtype=xp.float32)
+    corrected = volume / _sinc2_correction(n, size, xp)
+    padded[offset : offset + n, offset : offset + n, offset : offset + n] = corrected
+    fftn = xp.fft.fftn if fftn is None else fftn
+    spectrum = fftn(xp.fft.ifftshift(padded)).astype(xp.complex64).ravel()
+    del padded, corrected
+
+    # Half-plane of 2D frequencies (ky in FFT order, kx >= 0), band disc only.
+    ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
+    kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
+    inside = (kx * kx + ky * ky < (size * band) ** 2).ravel()
+    return ProjectionPlan(
+        rotations=rotations,
+        n=n,
+        size=size,
+        offset=offset,
+        spectrum=spectrum,
+        kx=kx.ravel()[inside],
+        ky=ky.ravel()[inside],
+        inside=inside,
+    )
+
+
 def project(
     volume: Any,
     rotations: NDArray[np.float64],
@@ -177,25 +273,11 @@ def project(
     of the volume itself. Only the Hermitian half-plane ``kx >= 0`` is
     interpolated; ``irfft2`` supplies the other half.
     """
-    volume = xp.asarray(volume, dtype=xp.float32)
-    n = volume.shape[-1]
-    if volume.shape != (n, n, n):
-        raise ConfigError(f"volume must be a cube, got shape {volume.shape}")
-    rotations = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
-    size = _padded_size(n, pad)
-    offset = size // 2 - n // 2
-
-    padded = xp.zeros((size, size, size), dtype=xp.float32)
-    corrected = volume / _sinc2_correction(n, size, xp)
-    padded[offset : offset + n, offset : offset + n, offset : offset + n] = corrected
-    spectrum = xp.fft.fftn(xp.fft.ifftshift(padded)).astype(xp.complex64).ravel()
-    del padded, corrected
-
-    # Half-plane of 2D frequencies (ky in FFT order, kx >= 0), Nyquist disc only.
-    ky = xp.broadcast_to(_frequencies(size, xp)[:, None], (size, size // 2 + 1))
-    kx = xp.broadcast_to(xp.arange(size // 2 + 1, dtype=xp.float32), ky.shape)
-    inside = (kx * kx + ky * ky < (size * _band(max_frequency)) ** 2).ravel()
-    kx, ky = kx.ravel()[inside], ky.ravel()[inside]
+    plan = projection_plan(
+        volume, rotations, xp=xp, pad=pad, max_frequency=max_frequency
+    )
+    rotations, n, size, offset = plan.rotations, plan.n, plan.size, plan.offset
+    spectrum, kx, ky, inside = plan.spectrum, plan.kx, plan.ky, plan.inside
 
     count = len(rotations)
     if batch is None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sigcore.backends import _numba_kernels as kernels
-from sigcore.backends.polar import PolarGrid, RingSearch, _row_norms
+from sigcore.backends.polar import PolarGrid, RingSearch
 
 __all__ = ["DENSE_HARMONICS", "PrunedRingSearch"]
 
@@ -43,31 +43,35 @@ class PrunedRingSearch(RingSearch):
     def __init__(self, b_w: Any, grid: PolarGrid, xp: Any, fft: Any) -> None:
         super().__init__(b_w, grid, xp, fft)
         self.n_dense = min(DENSE_HARMONICS, grid.n_harmonics)
-        self.dense_blocks = [blk for blk in grid.blocks if blk[1] <= self.n_dense]
         self.ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics).astype(np.int64)
-        self.b_re, self.b_im, self.offsets = kernels.pack_rings(
-            np.transpose(b_w, (0, 2, 1)), self.ring_end
+        self.b_re, self.b_im, self.offsets, norm2 = kernels.pack_rings(
+            np.transpose(b_w, (2, 1, 0)), self.ring_end
         )
         # Norm over rings of each (harmonic, reference) factor, (K, G).
-        self.ref_norms = np.sqrt(np.sum(b_w.real**2 + b_w.imag**2, axis=1))
+        self.ref_norms = np.ascontiguousarray(np.sqrt(norm2).T)
         # c_low (complex64) and the bound (float32) per column.
         self.bytes_per_column = self.n_dense * 8 + 4
 
     def rows(self, a: Any, ref_chunk: int) -> Any:
-        """Pack an image chunk's harmonics (K, rows, R) into real planes."""
-        tail = 2.0 * _row_norms(a, self.grid, np)[self.n_dense :]  # m_k = 2
-        work = np.empty(self.n_dense * a.shape[1] * ref_chunk, dtype=np.complex64)
-        a_re, a_im, _ = kernels.pack_rings(a, self.ring_end)
+        """Pack an image chunk's harmonics (rows, R, K) into real planes.
+
+        Also keeps the first harmonics as (L, rows, R) for the dense product
+        and the Cauchy-Schwarz factors ``m_k ||a_k||`` of the others.
+        """
+        low = np.ascontiguousarray(np.transpose(a[:, :, : self.n_dense], (2, 0, 1)))
+        a_re, a_im, _, norm2 = kernels.pack_rings(a, self.ring_end)
+        tail = 2.0 * np.sqrt(norm2[:, self.n_dense :])  # m_k = 2
+        work = np.empty(self.n_dense * a.shape[0] * ref_chunk, dtype=np.complex64)
         planes = (a_re, a_im, self.b_re, self.b_im)
-        return a, planes, np.ascontiguousarray(tail.T), work
+        return low, planes, tail, work
 
     def best(self, state: Any, j0: int, j1: int, ni: int, rpi: int) -> Any:
         """As :meth:`RingSearch.best`, forming few products (module notes)."""
-        a, planes, tail, work = state
-        rows, nj = a.shape[1], j1 - j0
+        low, planes, tail, work = state
+        rows, nj = low.shape[1], j1 - j0
         c_low = work[: self.n_dense * rows * nj].reshape(self.n_dense, rows, nj)
-        for k0, k1, r0 in self.dense_blocks:
-            np.matmul(a[k0:k1, :, r0:], self.b_w[k0:k1, r0:, j0:j1], out=c_low[k0:k1])
+        # Every ring keeps the first block of harmonics: all rings take part.
+        np.matmul(low, self.b_w[: self.n_dense, :, j0:j1], out=c_low)
         if self.n_dense < self.grid.n_harmonics:
             bound = tail @ self.ref_norms[self.n_dense :, j0:j1]
         else:

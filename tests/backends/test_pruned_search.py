@@ -18,8 +18,9 @@ from sigcore.backends.pruned_search import DENSE_HARMONICS, PrunedRingSearch
 def _factors(grid, rows, refs, dominant, seed):
     """Random harmonics decaying with k; ``dominant`` adds a rotational average.
 
-    ``b`` is zero beyond each ring's cut-off, as the search's reference
-    harmonics are; ``a`` is not (the image rows are not cut).
+    Returns ``a`` (rows, R, K), as the search passes image rows, and ``b_w``
+    (K, R, G), zero beyond each ring's cut-off as the search's reference
+    harmonics are (the image rows are not cut).
     """
     rng = np.random.default_rng(seed)
     k, r = grid.n_harmonics, len(grid.radii)
@@ -33,11 +34,12 @@ def _factors(grid, rows, refs, dominant, seed):
     a[0] += abs(dominant) * (1.0 + 0.1 * rng.standard_normal((rows, 1)))
     b[0] += dominant
     b *= np.arange(k)[:, None, None] <= grid.cutoffs[None, :, None]
-    return a.astype(np.complex64), np.ascontiguousarray(b.astype(np.complex64))
+    a = np.transpose(a, (1, 2, 0)).astype(np.complex64)
+    return a, np.ascontiguousarray(b.astype(np.complex64))
 
 
 def _both(a, b_w, grid, ni, rpi):
-    rows, nj = a.shape[1], b_w.shape[2]
+    rows, nj = a.shape[0], b_w.shape[2]
     out = []
     for cls in (RingSearch, PrunedRingSearch):
         search = cls(b_w, grid, np, scipy.fft)
@@ -63,7 +65,7 @@ def test_best_matches_exhaustive(shape, dominant):
     assert grid.n_harmonics > DENSE_HARMONICS  # the completion is exercised
     a, b_w = _factors(grid, ni * rpi, nj, dominant, seed=7)
     if rpi > 1:
-        a[:, 1] = a[:, 0]  # rows 0 and 1 of image 0 tie: row 0 wins
+        a[1] = a[0]  # rows 0 and 1 of image 0 tie: row 0 wins
     (w0, m0, ar0, c0), (w1, m1, ar1, c1) = _both(a, b_w, grid, ni, rpi)
     np.testing.assert_array_equal(w1, w0)
     np.testing.assert_array_equal(m1, m0)
@@ -85,11 +87,14 @@ def test_pack_rings_keeps_each_rings_harmonics():
     grid = polar_grid(32, SearchParams(max_frequency=0.5))
     a, _ = _factors(grid, 5, 1, 0.0, seed=2)
     ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics)
-    re, im, offsets = pack_rings(a, ring_end)
+    re, im, offsets, norm2 = pack_rings(a, ring_end)
     assert offsets[-1] == ring_end.sum() == re.shape[1]
     for r, end in enumerate(ring_end):
         seg = slice(offsets[r], offsets[r + 1])
-        np.testing.assert_array_equal(re[:, seg] + 1j * im[:, seg], a[:end, :, r].T)
+        np.testing.assert_array_equal(re[:, seg] + 1j * im[:, seg], a[:, r, :end])
+    kept = np.arange(a.shape[2])[None, :] < ring_end[:, None]  # (R, K)
+    want = (np.abs(a) ** 2 * kept).sum(axis=1)
+    np.testing.assert_allclose(norm2, want, rtol=1e-5)
 
 
 def test_cross_matches_exhaustive():
