@@ -14,14 +14,16 @@ exhaustive one, ties included.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from sigcore.alignment import SearchParams
 from sigcore.backends import _numba_kernels as kernels
-from sigcore.backends.polar import PolarGrid, RingSearch
+from sigcore.backends.polar import PolarGrid, RingSearch, polar_grid
 
-__all__ = ["DENSE_HARMONICS", "PrunedRingSearch"]
+__all__ = ["DENSE_HARMONICS", "PrunedRingSearch", "pruned_flops"]
 
 DENSE_HARMONICS = 8  # harmonics formed for every row (one block of products)
 
@@ -43,6 +45,7 @@ class PrunedRingSearch(RingSearch):
     def __init__(self, b_w: Any, grid: PolarGrid, xp: Any, fft: Any) -> None:
         super().__init__(b_w, grid, xp, fft)
         self.n_dense = min(DENSE_HARMONICS, grid.n_harmonics)
+        self.b_low = _real_form(b_w[: self.n_dense])
         self.ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics).astype(np.int64)
         self.b_re, self.b_im, self.offsets, norm2 = kernels.pack_rings(
             np.transpose(b_w, (2, 1, 0)), self.ring_end
@@ -71,7 +74,13 @@ class PrunedRingSearch(RingSearch):
         rows, nj = low.shape[1], j1 - j0
         c_low = work[: self.n_dense * rows * nj].reshape(self.n_dense, rows, nj)
         # Every ring keeps the first block of harmonics: all rings take part.
-        np.matmul(low, self.b_w[: self.n_dense, :, j0:j1], out=c_low)
+        # As a real product (1.5x the rate of the complex one at this shape):
+        # complex64 memory read as interleaved float32 pairs.
+        np.matmul(
+            low.view(np.float32),
+            self.b_low[:, :, 2 * j0 : 2 * j1],
+            out=c_low.view(np.float32),
+        )
         if self.n_dense < self.grid.n_harmonics:
             bound = tail @ self.ref_norms[self.n_dense :, j0:j1]
         else:
@@ -99,3 +108,62 @@ class PrunedRingSearch(RingSearch):
         planes = state[1]
         weight = np.asarray(weight, dtype=np.float32)
         return kernels.cross_value(planes, self.offsets, weight, rows, j0 + cols, psi)
+
+
+def _real_form(b: Any) -> Any:
+    """(L, R, G) complex factors as (L, 2R, 2G) float32 for a real product.
+
+    With a row ``a`` (R complex) read as 2R interleaved floats ``(re, im)``,
+    ``a_float @ out`` gives the 2G interleaved floats of ``a @ b``: row pair
+    ``(2r, 2r + 1)`` and column pair ``(2j, 2j + 1)`` hold
+    ``[[Re b, Im b], [-Im b, Re b]]``.
+    """
+    n_low, n_rings, n_refs = b.shape
+    out = np.empty((n_low, n_rings, 2, n_refs, 2), dtype=np.float32)
+    out[:, :, 0, :, 0] = b.real
+    out[:, :, 0, :, 1] = b.imag
+    out[:, :, 1, :, 0] = -b.imag
+    out[:, :, 1, :, 1] = b.real
+    return out.reshape(n_low, 2 * n_rings, 2 * n_refs)
+
+
+def pruned_flops(
+    n_rows: int, n_refs: int, n: int, params: SearchParams, completed: int
+) -> dict[str, float]:
+    """Floating-point operations :class:`PrunedRingSearch` performs in a search.
+
+    Parameters
+    ----------
+    n_rows : int
+        Image rows (images x shifts x mirrors).
+    n_refs : int
+        References.
+    n : int
+        Image size.
+    params : SearchParams
+    completed : int
+        (row, reference) columns completed and transformed (measured; it
+        depends on the data).
+
+    Returns
+    -------
+    dict
+        ``dense`` (8 flops per complex multiply-add of the first harmonics'
+        products), ``tail`` (the real product of the Cauchy-Schwarz norms),
+        ``completion`` (the other harmonics of the completed columns),
+        ``irfft`` (``2.5 P log2 P`` per completed column) and ``total``. The
+        bound bookkeeping (comparisons, the second-tier psi grid) is not
+        counted.
+    """
+    grid = polar_grid(n, params)
+    n_dense = min(DENSE_HARMONICS, grid.n_harmonics)
+    ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics)
+    high_terms = float(np.maximum(ring_end - n_dense, 0).sum())
+    out = {
+        "dense": 8.0 * n_rows * n_refs * n_dense * len(grid.radii),
+        "tail": 2.0 * n_rows * n_refs * (grid.n_harmonics - n_dense),
+        "completion": 8.0 * completed * high_terms,
+        "irfft": 2.5 * grid.n_psi * math.log2(grid.n_psi) * completed,
+    }
+    out["total"] = sum(out.values())
+    return out
