@@ -158,10 +158,16 @@ def main() -> None:
 
 @contextlib.contextmanager
 def _count_transforms() -> Iterator[list[int]]:
-    """Count the columns the ``cpu`` backend completed and transformed."""
+    """Count the columns the ``cpu`` backend completed and transformed.
+
+    Chunks searched exhaustively (the pruning's fallback on noise-like images)
+    count all their columns.
+    """
     from sigcore.backends import _numba_kernels
+    from sigcore.backends.pruned_search import PrunedRingSearch
 
     original = _numba_kernels._complete_max
+    exhaustive = PrunedRingSearch._exhaustive
     count = [0]
     lock = threading.Lock()
 
@@ -172,11 +178,20 @@ def _count_transforms() -> Iterator[list[int]]:
             count[0] += len(rows)
         return original(args, rows, cols, j0, n_psi, irfft)
 
+    def counting_exhaustive(
+        self: Any, state: Any, j0: int, j1: int, ni: int, rpi: int
+    ) -> Any:
+        with lock:
+            count[0] += state.low.shape[1] * (j1 - j0)
+        return exhaustive(self, state, j0, j1, ni, rpi)
+
     _numba_kernels._complete_max = counting
+    PrunedRingSearch._exhaustive = counting_exhaustive
     try:
         yield count
     finally:
         _numba_kernels._complete_max = original
+        PrunedRingSearch._exhaustive = exhaustive
 
 
 if __name__ == "__main__":

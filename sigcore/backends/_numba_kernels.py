@@ -332,7 +332,7 @@ def pruned_best(
     rows_per_image: int,
     n_psi: int,
     irfft: Any,
-) -> tuple[Any, Any, Any, Any]:
+) -> tuple[Any, Any, Any, Any, int]:
     """Exact best row and psi sample of each pair, evaluating few ring products.
 
     ``c(psi) = Re sum_k m_k C_k e^{i k psi}`` never exceeds
@@ -380,6 +380,8 @@ def pruned_best(
         As ``sigcore.backends.polar._psi_max``.
     coef : ndarray, shape (ni * nj, P // 2 + 1), complex64
         The best rows' harmonics.
+    completed : int
+        Columns completed and transformed.
     """
     nj = bound.shape[1]
     lead = np.empty((ni, nj), dtype=np.int64)
@@ -421,7 +423,8 @@ def pruned_best(
         surv_coef, c_surv, surv_arg, surv_val, pair, row,
         which, m0, around, coef,
     )  # fmt: skip
-    return which, m0, around, coef
+    completed = len(flat_row) + len(first) + len(rest)
+    return which, m0, around, coef, completed
 
 
 def _complete_max(

@@ -15,7 +15,7 @@ from sigcore.backends.polar import RingSearch, polar_grid
 from sigcore.backends.pruned_search import DENSE_HARMONICS, PrunedRingSearch
 
 
-def _factors(grid, rows, refs, dominant, seed):
+def _factors(grid, rows, refs, dominant, seed, decay=True):
     """Random harmonics decaying with k; ``dominant`` adds a rotational average.
 
     Returns ``a`` (rows, R, K), as the search passes image rows, and ``b_w``
@@ -28,7 +28,7 @@ def _factors(grid, rows, refs, dominant, seed):
     def normal(*shape):
         return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
 
-    decay = 1.0 / (1.0 + np.arange(k))
+    decay = 1.0 / (1.0 + np.arange(k)) if decay else np.ones(k)
     a = normal(k, rows, r) * decay[:, None, None]
     b = normal(k, r, refs) * decay[:, None, None]
     a[0] += abs(dominant) * (1.0 + 0.1 * rng.standard_normal((rows, 1)))
@@ -129,3 +129,25 @@ def test_refine_matches_generic():
     np.testing.assert_allclose(val_f, val_d, rtol=1e-4)
     np.testing.assert_allclose(psi_f, psi_d, atol=2e-3)
     assert np.all(val_f >= val_d - 1e-4 * np.abs(val_d))
+
+
+def test_falls_back_to_exhaustive_when_nothing_prunes():
+    """White harmonics (no rotational average) defeat the bound: the evaluator
+    switches to forming every product after the first chunk, same result."""
+    grid = polar_grid(32, SearchParams(max_frequency=0.5))
+    ni, rpi, nj = 2, 9, 6
+    a, b_w = _factors(grid, ni * rpi, nj, 0.0, seed=11, decay=False)
+    dense = RingSearch(b_w, grid, np, scipy.fft)
+    want = dense.best(dense.rows(a, nj), 0, nj, ni, rpi)
+    fast = PrunedRingSearch(b_w, grid, np, scipy.fft)
+    state = fast.rows(a, nj)
+    first = fast.best(state, 0, nj, ni, rpi)
+    assert fast.exhaustive
+    second = fast.best(state, 0, nj, ni, rpi)
+    for got in (first, second):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            got[3][:, : grid.n_harmonics], np.asarray(want[3]).T, rtol=1e-4, atol=1e-6
+        )
