@@ -55,15 +55,18 @@ def _kernels() -> tuple[Any, Any]:
     ) -> None:  # pragma: no cover - compiled
         npoints = kx.shape[0]
         nops = planes.shape[1]
-        ext = size + 1  # centred grid with one margin plane per axis
-        plane = ext * ext
-        half = size // 2
+        ext = np.int32(size + 1)  # centred grid with one margin plane per axis
+        plane = np.int32(ext * ext)
+        half = np.int32(size // 2)
         scale = -2.0 * np.pi / size
         for c in numba.prange(bounds.shape[0] - 1):
             grid = grids[c]
             tx = np.empty(size, dtype=np.complex128)
             ty = np.empty(size, dtype=np.complex128)
             shifted = np.empty(npoints, dtype=np.complex64)
+            base = np.empty(npoints, dtype=np.int32)
+            frac = np.empty((3, npoints), dtype=np.float32)
+            weight = np.empty(npoints, dtype=np.float32)
             for r in range(bounds[c], bounds[c + 1]):
                 # Shift phase exp(-2 pi i (kx sx + ky sy) / size), one table per axis.
                 sx = shifts[r, 0]
@@ -75,7 +78,8 @@ def _kernels() -> tuple[Any, Any]:
                 spectrum = spectra[slot[r]]
                 w = np.float32(weights[r])
                 for p in range(npoints):
-                    shifted[p] = spectrum[p] * (tx[ix[p]] * ty[iy[p]]) * w
+                    shifted[p] = spectrum[p] * (tx[ix[p]] * ty[iy[p]]) * (w * radial[p])
+                    weight[p] = w * radial[p]
                 for s in range(nops):
                     a0 = planes[r, s, 0, 0]
                     a1 = planes[r, s, 0, 1]
@@ -83,26 +87,33 @@ def _kernels() -> tuple[Any, Any]:
                     b0 = planes[r, s, 1, 0]
                     b1 = planes[r, s, 1, 1]
                     b2 = planes[r, s, 1, 2]
+                    # Pass 1 (vectorised): q = (A L).T @ (kx, ky, 0) in float32
+                    # as in the projector; |q| < size / 2, so the centred
+                    # corners lie in [0, size].
                     for p in range(npoints):
-                        # q = (A L).T @ (kx, ky, 0), float32 as in the projector;
-                        # |q| < size / 2, so the centred corners lie in [0, size].
                         qx = kx[p] * a0 + ky[p] * b0
                         qy = kx[p] * a1 + ky[p] * b1
                         qz = kx[p] * a2 + ky[p] * b2
                         fx = np.floor(qx)
                         fy = np.floor(qy)
                         fz = np.floor(qz)
-                        ux = qx - fx
-                        uy = qy - fy
-                        uz = qz - fz
-                        v = (
-                            (int(fz) + half) * plane
-                            + (int(fy) + half) * ext
-                            + (int(fx) + half)
+                        frac[0, p] = qx - fx
+                        frac[1, p] = qy - fy
+                        frac[2, p] = qz - fz
+                        base[p] = (
+                            (np.int32(fz) + half) * plane
+                            + (np.int32(fy) + half) * ext
+                            + (np.int32(fx) + half)
                         )
-                        wr = w * radial[p]
-                        vre = shifted[p].real * radial[p]
-                        vim = shifted[p].imag * radial[p]
+                    # Pass 2: the scatter-adds.
+                    for p in range(npoints):
+                        ux = frac[0, p]
+                        uy = frac[1, p]
+                        uz = frac[2, p]
+                        v = base[p]
+                        wr = weight[p]
+                        vre = shifted[p].real
+                        vim = shifted[p].imag
                         for cz in range(2):
                             wz = uz if cz else np.float32(1) - uz
                             for cy in range(2):
