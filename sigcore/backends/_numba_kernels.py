@@ -345,9 +345,11 @@ def pruned_best(
     sample. Rows passing that test meet a tighter bound first: the sum of the
     low harmonics on 32 psi samples, plus ``(h / 2)^2 / 2`` times its
     curvature bound ``sum_k m_k k^2 |C_k|`` (a maximum lies within ``h / 2``
-    of a sample and has zero slope there), plus the rest of the bound. On
-    phantom class averages (64², band 0.25, shifts +-6) about 1.5% of the
-    (image, shift, reference) rows are completed besides the lead rows
+    of a sample and has zero slope there), plus the rest of the bound. The
+    candidates are evaluated in two rounds: each pair's most promising one,
+    then those still able to beat the better of it and the lead row. On
+    phantom class averages (64², band 0.25, shifts +-6) 1.7% of the (image,
+    shift, reference) rows are completed, lead rows included
     (``benchmarks/bench_search.py``).
     Same result as the exhaustive ``sigcore.backends.polar.RingSearch``,
     ties included (first row, first sample), up to float rounding of the
