@@ -148,7 +148,7 @@ def oracle_resolution(
 def main(argv: list[str] | None = None) -> int:
     """Run the table; print one line per run and a summary per map."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--maps", nargs="*", default=list(MAPS))
+    p.add_argument("--maps", nargs="*", default=list(MAPS), choices=list(MAPS))
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("-n", "--n", type=int, default=200)
     p.add_argument("--snr", type=float, default=3.0)

@@ -4,11 +4,12 @@
 of every (image, shift, reference) row and transforms it over psi. Most rows
 cannot win their pair: class averages correlate mostly through their
 rotational average, which the first harmonics carry. This evaluator forms the
-first :data:`DENSE_HARMONICS` harmonics densely (one batched GEMM over all
-rings, about a fifth of the exhaustive products at 64², band 0.25), bounds the
-rest by Cauchy-Schwarz from the factors' norms (a small real product) and
-completes and transforms only the rows whose bound can still beat their pair's
-best (:func:`sigcore.backends._numba_kernels.pruned_best`). The result is the
+first 8 harmonics densely (one batched GEMM over all rings, about a fifth of
+the exhaustive products at 64², band 0.25; 16 where that prunes poorly,
+:data:`DENSE_LEVELS`), bounds the rest by Cauchy-Schwarz from the factors'
+norms (a small real product) and completes and transforms only the rows whose
+bound can still beat their pair's best
+(:func:`sigcore.backends._numba_kernels.pruned_best`). The result is the
 exhaustive one, ties included, up to float rounding.
 
 On phantom class averages (64², band 0.25, shifts +-6, 1650 references) 1.7%
@@ -32,13 +33,25 @@ from sigcore.alignment import SearchParams
 from sigcore.backends import _numba_kernels as kernels
 from sigcore.backends.polar import PolarGrid, RingSearch, polar_grid
 
-__all__ = ["DENSE_HARMONICS", "FALLBACK_FRACTION", "PrunedRingSearch", "pruned_flops"]
+__all__ = [
+    "DENSE_LEVELS",
+    "ESCALATE_FRACTION",
+    "FALLBACK_FRACTION",
+    "PrunedRingSearch",
+    "pruned_flops",
+]
 
-DENSE_HARMONICS = 8  # harmonics formed for every row (one block of products)
+# Harmonics formed for every row: 8 (one block of products) while the bound
+# prunes well, 16 once a chunk had to complete more than ESCALATE_FRACTION of
+# its columns. Measured on 60 simulated class averages x 1650 references,
+# band 0.25, two threads: phantom (64²) 8 -> 1.7% completed, 1.25 s (16 is
+# 15% slower); 70S ribosome (65²) 8 -> 25% completed, 5.5 s; 16 -> 11%, 3.1 s.
+DENSE_LEVELS = (8, 16)
+ESCALATE_FRACTION = 0.05
 # Completing more than this share of a chunk's columns costs more than forming
-# every product (noise-like images: 8.2 s pruned vs 5.4 s exhaustive for 20
-# images x 1650 references at 64²).
-FALLBACK_FRACTION = 0.25
+# every product (white noise: 100% completed, 8.2 s vs 5.4 s exhaustive for 20
+# images x 1650 references at 64²; break-even near 60%).
+FALLBACK_FRACTION = 0.5
 
 
 class PrunedRingSearch(RingSearch):
@@ -57,16 +70,17 @@ class PrunedRingSearch(RingSearch):
 
     def __init__(self, b_w: Any, grid: PolarGrid, xp: Any, fft: Any) -> None:
         super().__init__(b_w, grid, xp, fft)
-        self.n_dense = min(DENSE_HARMONICS, grid.n_harmonics)
-        self.b_low = _real_form(b_w[: self.n_dense])
+        self.levels = sorted({min(n, grid.n_harmonics) for n in DENSE_LEVELS})
+        self.level = 0  # index into levels, raised by best()
+        self.b_low = {n: _real_form(b_w[:n]) for n in self.levels}
         self.ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics).astype(np.int64)
         self.b_re, self.b_im, self.offsets, norm2 = kernels.pack_rings(
             np.transpose(b_w, (2, 1, 0)), self.ring_end
         )
         # Norm over rings of each (harmonic, reference) factor, (K, G).
         self.ref_norms = np.ascontiguousarray(np.sqrt(norm2).T)
-        # c_low (complex64) and the bound (float32) per column.
-        self.bytes_per_column = self.n_dense * 8 + 4
+        # c_low (complex64) and the bound (float32) per column, largest level.
+        self.bytes_per_column = self.levels[-1] * 8 + 4
         # Set once a chunk had to complete more than FALLBACK_FRACTION of its
         # columns (images without a strong rotational average): the rest of
         # the search then forms every product, which is cheaper there.
@@ -78,10 +92,11 @@ class PrunedRingSearch(RingSearch):
         Also keeps the first harmonics as (L, rows, R) for the dense product
         and the Cauchy-Schwarz factors ``m_k ||a_k||`` of the others.
         """
-        low = np.ascontiguousarray(np.transpose(a[:, :, : self.n_dense], (2, 0, 1)))
+        n_dense = self.levels[self.level]
+        low = np.ascontiguousarray(np.transpose(a[:, :, :n_dense], (2, 0, 1)))
         a_re, a_im, _, norm2 = kernels.pack_rings(a, self.ring_end)
-        tail = 2.0 * np.sqrt(norm2[:, self.n_dense :])  # m_k = 2
-        work = np.empty(self.n_dense * a.shape[0] * ref_chunk, dtype=np.complex64)
+        tail = 2.0 * np.sqrt(norm2[:, n_dense:])  # m_k = 2
+        work = np.empty(n_dense * a.shape[0] * ref_chunk, dtype=np.complex64)
         planes = (a_re, a_im, self.b_re, self.b_im)
         return _Rows(a, low, planes, tail, work)
 
@@ -90,18 +105,18 @@ class PrunedRingSearch(RingSearch):
         if self.exhaustive:
             return self._exhaustive(state, j0, j1, ni, rpi)
         low, planes, tail, work = state.low, state.planes, state.tail, state.work
-        rows, nj = low.shape[1], j1 - j0
-        c_low = work[: self.n_dense * rows * nj].reshape(self.n_dense, rows, nj)
-        # Every ring keeps the first block of harmonics: all rings take part.
-        # As a real product (1.5x the rate of the complex one at this shape):
+        n_dense, rows, nj = low.shape[0], low.shape[1], j1 - j0
+        c_low = work[: n_dense * rows * nj].reshape(n_dense, rows, nj)
+        # Over all rings (references are zero beyond a ring's cut-off). As a
+        # real product (1.5x the rate of the complex one at this shape):
         # complex64 memory read as interleaved float32 pairs.
         np.matmul(
             low.view(np.float32),
-            self.b_low[:, :, 2 * j0 : 2 * j1],
+            self.b_low[n_dense][:, :, 2 * j0 : 2 * j1],
             out=c_low.view(np.float32),
         )
-        if self.n_dense < self.grid.n_harmonics:
-            bound = tail @ self.ref_norms[self.n_dense :, j0:j1]
+        if n_dense < self.grid.n_harmonics:
+            bound = tail @ self.ref_norms[n_dense:, j0:j1]
         else:
             bound = np.zeros((rows, nj), dtype=np.float32)
         *found, completed = kernels.pruned_best(
@@ -117,6 +132,9 @@ class PrunedRingSearch(RingSearch):
         )
         if completed > FALLBACK_FRACTION * rows * nj:
             self.exhaustive = True
+        elif completed > ESCALATE_FRACTION * rows * nj:
+            here = self.levels.index(n_dense)
+            self.level = max(self.level, min(here + 1, len(self.levels) - 1))
         return tuple(found)
 
     def _exhaustive(self, state: _Rows, j0: int, j1: int, ni: int, rpi: int) -> Any:
@@ -164,7 +182,7 @@ class _Rows:
     """An image chunk's prepared harmonics (see :meth:`PrunedRingSearch.rows`)."""
 
     a: Any  # (rows, R, K) complex64 view, as search_polar passes it
-    low: Any  # (L, rows, R) complex64: the dense harmonics
+    low: Any  # (L, rows, R) complex64: the dense harmonics (L: the level)
     planes: tuple[Any, Any, Any, Any]  # packed a_re, a_im, b_re, b_im
     tail: Any  # (rows, K - L) float32: m_k ||a_k||
     work: Any  # c_low buffer
@@ -189,7 +207,12 @@ def _real_form(b: Any) -> Any:
 
 
 def pruned_flops(
-    n_rows: int, n_refs: int, n: int, params: SearchParams, completed: int
+    n_rows: int,
+    n_refs: int,
+    n: int,
+    params: SearchParams,
+    completed: int,
+    n_dense: int = DENSE_LEVELS[0],
 ) -> dict[str, float]:
     """Floating-point operations :class:`PrunedRingSearch` performs in a search.
 
@@ -205,6 +228,8 @@ def pruned_flops(
     completed : int
         (row, reference) columns completed and transformed (measured; it
         depends on the data).
+    n_dense : int
+        Harmonics formed densely (the level the search ran at).
 
     Returns
     -------
@@ -217,7 +242,7 @@ def pruned_flops(
         counted.
     """
     grid = polar_grid(n, params)
-    n_dense = min(DENSE_HARMONICS, grid.n_harmonics)
+    n_dense = min(n_dense, grid.n_harmonics)
     ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics)
     high_terms = float(np.maximum(ring_end - n_dense, 0).sum())
     out = {

@@ -12,7 +12,7 @@ import scipy.fft
 from sigcore.alignment import SearchParams
 from sigcore.backends._numba_kernels import pack_rings
 from sigcore.backends.polar import RingSearch, polar_grid
-from sigcore.backends.pruned_search import DENSE_HARMONICS, PrunedRingSearch
+from sigcore.backends.pruned_search import DENSE_LEVELS, PrunedRingSearch
 
 
 def _factors(grid, rows, refs, dominant, seed, decay=True):
@@ -62,7 +62,7 @@ def test_best_matches_exhaustive(shape, dominant):
     """
     ni, rpi, nj = shape
     grid = polar_grid(32, SearchParams(max_frequency=0.5))
-    assert grid.n_harmonics > DENSE_HARMONICS  # the completion is exercised
+    assert grid.n_harmonics > DENSE_LEVELS[-1]  # the completion is exercised
     a, b_w = _factors(grid, ni * rpi, nj, dominant, seed=7)
     if rpi > 1:
         a[1] = a[0]  # rows 0 and 1 of image 0 tie: row 0 wins
@@ -150,4 +150,30 @@ def test_falls_back_to_exhaustive_when_nothing_prunes():
         np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(
             got[3][:, : grid.n_harmonics], np.asarray(want[3]).T, rtol=1e-4, atol=1e-6
+        )
+
+
+def test_escalates_to_more_dense_harmonics(monkeypatch):
+    """After a chunk that completed too many columns, later chunks form 16
+    harmonics densely; the result stays the exhaustive one."""
+    import sigcore.backends.pruned_search as pruned
+
+    monkeypatch.setattr(pruned, "ESCALATE_FRACTION", 0.0)
+    grid = polar_grid(32, SearchParams(max_frequency=0.5))
+    ni, rpi, nj = 2, 9, 6
+    a, b_w = _factors(grid, ni * rpi, nj, 3.0, seed=12)
+    dense = RingSearch(b_w, grid, np, scipy.fft)
+    want = dense.best(dense.rows(a, nj), 0, nj, ni, rpi)
+    fast = PrunedRingSearch(b_w, grid, np, scipy.fft)
+    first = fast.best(fast.rows(a, nj), 0, nj, ni, rpi)
+    assert fast.level == 1
+    assert not fast.exhaustive
+    state = fast.rows(a, nj)
+    assert state.low.shape[0] == DENSE_LEVELS[1]
+    second = fast.best(state, 0, nj, ni, rpi)
+    for got in (first, second):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_allclose(
+            got[3][:, : grid.n_harmonics], np.asarray(want[3]).T, rtol=1e-4, atol=1e-5
         )
