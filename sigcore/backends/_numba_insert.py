@@ -18,6 +18,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.fft
 from numpy.typing import NDArray
 
 from sigcore.backends.projector import finish_reconstruction, insertion_plan
@@ -137,12 +138,27 @@ def _kernels() -> tuple[Any, Any]:
     return insert, reduce
 
 
-def _fold_margin(centred: NDArray[np.float64], size: int) -> NDArray[np.float64]:
-    """(3, ext, ext, ext) centred grid -> (3, size, size, size) in FFT order.
+def _mirror_and_fold(centred: NDArray[np.float64], size: int) -> NDArray[np.float64]:
+    """Centred sums (3, ext, ext, ext) -> Hermitian-complete grids in FFT order.
 
-    The margin plane (centred index ``size``, frequency ``+size / 2``) is the
-    periodic image of index 0 (``-size / 2``): added onto it, axis by axis.
+    On the centred grid with its margin plane, frequency ``-k`` sits at the
+    index reversed through the centre, so the Hermitian mirror of the
+    half-plane insertions is the reversed array (imaginary part negated).
+    The margin plane (centred index ``size``, frequency ``+size / 2``) is
+    then the periodic image of index 0 (``-size / 2``): added onto it, axis by
+    axis. Returns (3, size, size, size): real and imaginary numerator and the
+    weights, FFT order.
     """
+    reverse = (
+        slice(None),
+        slice(None, None, -1),
+        slice(None, None, -1),
+        slice(None, None, -1),
+    )
+    mirror = centred[reverse]
+    centred[0] += mirror[0]
+    centred[2] += mirror[2]
+    centred[1] -= mirror[1]
     for axis in (1, 2, 3):
         first = [slice(None)] * 4
         last = [slice(None)] * 4
@@ -209,9 +225,10 @@ def reconstruct_numba(
     threads. The partial grids are centred with one margin plane per axis:
     every trilinear corner of a point inside the Nyquist sphere falls inside,
     so the kernel needs no periodic wrap; the margin is folded back at the end
-    (:func:`_fold_margin`). The shift phase is built from two per-row float64
-    tables (``exp(-2 pi i kx sx / N)`` and the same in ``y``) instead of one
-    ``exp`` per sample.
+    by :func:`_mirror_and_fold`, which also adds the Hermitian mirror. The
+    shift phase is built from two per-row float64 tables
+    (``exp(-2 pi i kx sx / N)`` and the same in ``y``) instead of one ``exp``
+    per sample.
     """
     plan = insertion_plan(
         np.asarray(images, dtype=np.float32),
@@ -261,11 +278,19 @@ def reconstruct_numba(
         reduce(grids, sums)
         del grids
 
-    sums = _fold_margin(sums.reshape(3, size + 1, size + 1, size + 1), size)
+    sums = _mirror_and_fold(sums.reshape(3, size + 1, size + 1, size + 1), size)
     num = sums[0] + 1j * sums[1]
     den = np.ascontiguousarray(sums[2])
     del sums
-    return finish_reconstruction(num, den, plan, regularizer=regularizer, xp=np)
+    return finish_reconstruction(
+        num,
+        den,
+        plan,
+        regularizer=regularizer,
+        xp=np,
+        ifftn=functools.partial(scipy.fft.ifftn, workers=_thread_count()),
+        mirrored=True,
+    )
 
 
 def warm_up() -> None:

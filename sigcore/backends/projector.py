@@ -409,7 +409,14 @@ def insertion_plan(
 
 
 def finish_reconstruction(
-    num: Any, den: Any, plan: InsertionPlan, *, regularizer: float, xp: Any
+    num: Any,
+    den: Any,
+    plan: InsertionPlan,
+    *,
+    regularizer: float,
+    xp: Any,
+    ifftn: Callable[[Any], Any] | None = None,
+    mirrored: bool = False,
 ) -> Any:
     """Hermitian mirror, regularised division, inverse FFT, crop, gridding correction.
 
@@ -423,20 +430,28 @@ def finish_reconstruction(
     regularizer : float
         See :func:`reconstruct`.
     xp : module
+    ifftn : callable or None
+        3D inverse FFT; ``xp.fft.ifftn`` by default (the ``cpu`` backend
+        passes a multi-threaded ``scipy.fft.ifftn``).
+    mirrored : bool
+        ``num`` and ``den`` already hold the Hermitian mirror (the ``cpu``
+        backend adds it on its centred grids).
 
     Returns
     -------
     Array, shape (n, n, n), float32
     """
+    ifftn = xp.fft.ifftn if ifftn is None else ifftn
     n, size, offset = plan.n, plan.size, plan.offset
-    axes = (0, 1, 2)
-    num += xp.roll(xp.flip(num, axis=axes), 1, axis=axes).conj()
-    den += xp.roll(xp.flip(den, axis=axes), 1, axis=axes)
+    if not mirrored:
+        axes = (0, 1, 2)
+        num += xp.roll(xp.flip(num, axis=axes), 1, axis=axes).conj()
+        den += xp.roll(xp.flip(den, axis=axes), 1, axis=axes)
     sampled = den > 0
     floor = regularizer * (float(den[sampled].mean()) if bool(sampled.any()) else 1.0)
     grid = num / xp.maximum(den, floor)
     del num, den
-    volume = xp.fft.fftshift(xp.fft.ifftn(grid).real)
+    volume = xp.fft.fftshift(ifftn(grid).real)
     volume = volume[offset : offset + n, offset : offset + n, offset : offset + n]
     return (volume / _sinc2_correction(n, size, xp)).astype(xp.float32)
 
