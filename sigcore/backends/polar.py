@@ -653,7 +653,7 @@ def search_polar(
         # beyond a ring's cut-off meet zeros in ``b_w``.
         unit = xp.conj(samples[i0:i1]) / img_norm[i0:i1][:, None, None, None]
         shifted = unit[:, :, None, :, :] * phase_conj[None, None, :, :, :]
-        a = fft.ifft(shifted.reshape(rows, n_rings, grid.n_angles), axis=-1)
+        a = _ifft_temporary(fft, shifted.reshape(rows, n_rings, grid.n_angles))
         del shifted
         state = evaluator.rows(a[..., :n_harm], ref_chunk)
         for j0 in range(0, n_ref, ref_chunk):
@@ -707,6 +707,17 @@ def search_polar(
         mirror=np.asarray(mirror > 0),
         metrics=result_metrics,
     )
+
+
+def _ifft_temporary(fft: Any, x: Any) -> Any:
+    """Inverse FFT along the last axis of a temporary ``x`` (it may be overwritten).
+
+    ``scipy.fft`` then works in place (a third less time on the image rows);
+    NumPy's and CuPy's ``fft`` have no such option.
+    """
+    if getattr(fft, "__name__", "") == "scipy.fft":
+        return fft.ifft(x, axis=-1, overwrite_x=True)
+    return fft.ifft(x, axis=-1)
 
 
 def _host(array: Any) -> NDArray[Any]:
