@@ -90,6 +90,9 @@ def matrix_to_euler(matrices: ArrayLike) -> NDArray[np.float64]:
         m[..., 0, 1], np.where(flipped, -m[..., 0, 0], m[..., 0, 0])
     )
     psi = np.where(regular, psi, locked_psi)
+    # With rot 0, only tilt exactly 0 or 180 is consistent with psi: a residual
+    # tilt below the threshold would carry the sign the locked branch dropped.
+    tilt = np.where(regular, tilt, np.where(flipped, np.pi, 0.0))
     out = np.rad2deg(np.stack([rot, tilt, psi], axis=-1))
     out[..., 0] = _wrap180(out[..., 0])
     out[..., 2] = _wrap180(out[..., 2])
