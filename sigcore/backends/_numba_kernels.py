@@ -33,11 +33,9 @@ def polar_sampler(spectra: Any, index: Any, weight: Any) -> Any:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _ring_bounds(
-    c_k: Any, n_exact: int, rpi: int, bound: Any, lead: Any
-) -> None:  # pragma: no cover
+def _ring_bounds(c_k: Any, rpi: int, bound: Any, lead: Any) -> None:  # pragma: no cover
     rows, nj = bound.shape
-    for k in range(n_exact):  # ``bound`` holds the tail's bound on entry
+    for k in range(c_k.shape[0]):  # ``bound`` holds the tail's bound on entry
         m = np.float32(1.0 if k == 0 else 2.0)
         for r in range(rows):
             for j in range(nj):
@@ -387,7 +385,7 @@ def pruned_best(
     """
     nj = bound.shape[1]
     lead = np.empty((ni, nj), dtype=np.int64)
-    _ring_bounds(c_low, c_low.shape[0], rows_per_image, bound, lead)
+    _ring_bounds(c_low, rows_per_image, bound, lead)
     flat_row = (np.arange(ni)[:, None] * rows_per_image + lead).ravel()
     flat_col = np.tile(np.arange(nj), ni)
     args = (c_low, *planes, offsets)

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
+from sigcore.backends._numba_insert import _thread_count
 from sigcore.backends.projector import projection_plan
 
 __all__ = ["project_numba", "warm_up"]
@@ -95,12 +96,6 @@ def _gather_kernel() -> Any:
                 row[cells[p]] = complex(re, im)
 
     return gather
-
-
-def _thread_count() -> int:
-    import numba
-
-    return int(numba.get_num_threads())
 
 
 def project_numba(
