@@ -69,13 +69,21 @@ def _kernels() -> tuple[Any, Any]:
             frac = np.empty((3, npoints), dtype=np.float32)
             weight = np.empty(npoints, dtype=np.float32)
             for r in range(bounds[c], bounds[c + 1]):
-                # Shift phase exp(-2 pi i (kx sx + ky sy) / size), one table per axis.
-                sx = shifts[r, 0]
-                sy = shifts[r, 1]
-                for k in range(size):
-                    f = k if k < size - k else k - size
-                    tx[k] = np.exp(1j * (scale * f * sx))
-                    ty[k] = np.exp(1j * (scale * f * sy))
+                # Shift phase exp(-2 pi i (kx sx + ky sy) / size), one table per
+                # axis, by recurrence in float64 (two exp per row, not 2 size).
+                step_x = np.exp(1j * (scale * shifts[r, 0]))
+                step_y = np.exp(1j * (scale * shifts[r, 1]))
+                zx = 1.0 + 0.0j
+                zy = 1.0 + 0.0j
+                for k in range(size // 2 + 1):
+                    if k < size - k:
+                        tx[k] = zx
+                        ty[k] = zy
+                    if k > 0:  # frequency -k at index size - k
+                        tx[size - k] = zx.conjugate()
+                        ty[size - k] = zy.conjugate()
+                    zx *= step_x
+                    zy *= step_y
                 spectrum = spectra[slot[r]]
                 w = np.float32(weights[r])
                 for p in range(npoints):
@@ -227,8 +235,8 @@ def reconstruct_numba(
     so the kernel needs no periodic wrap; the margin is folded back at the end
     by :func:`_mirror_and_fold`, which also adds the Hermitian mirror. The
     shift phase is built from two per-row float64 tables
-    (``exp(-2 pi i kx sx / N)`` and the same in ``y``) instead of one ``exp``
-    per sample.
+    (``exp(-2 pi i kx sx / N)`` and the same in ``y``, by recurrence) instead of
+    one ``exp`` per sample.
     """
     plan = insertion_plan(
         np.asarray(images, dtype=np.float32),
