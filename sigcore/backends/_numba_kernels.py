@@ -442,21 +442,37 @@ def _complete_max(
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _harmonic_sum(
-    coef: Any, q: int, n_harm: int, psi: float
+    c_re: Any, c_im: Any, k1: Any, k2: Any, psi: float, e_re: Any, e_im: Any
 ) -> tuple[float, float, float]:  # pragma: no cover
-    """``sum_k m_k Re(coef[q, k] e^{i k psi})`` and its first two psi-derivatives."""
-    step = np.cos(psi) + 1j * np.sin(psi)
-    z = 1.0 + 0.0j
+    """``sum_k Re(c_k e^{i k psi})`` and its first two psi-derivatives.
+
+    ``c = m_k coef_k`` split into float64 planes padded to a multiple of 8
+    with zeros, ``k1 = k``, ``k2 = k^2``. The phases ``e^{i k psi}`` come from
+    eight short recurrences (``e^{i (k + 8) psi} = e^{i k psi} e^{i 8 psi}``),
+    so the sums below have no loop-carried product and vectorise.
+    """
+    c = np.cos(psi)
+    s = np.sin(psi)
+    z_re = 1.0
+    z_im = 0.0
+    for t in range(8):
+        e_re[t] = z_re
+        e_im[t] = z_im
+        z_re, z_im = z_re * c - z_im * s, z_re * s + z_im * c
+    for k in range(8, e_re.shape[0]):  # z = e^{i 8 psi}
+        p_re = e_re[k - 8]
+        p_im = e_im[k - 8]
+        e_re[k] = p_re * z_re - p_im * z_im
+        e_im[k] = p_re * z_im + p_im * z_re
     value = 0.0
     d1 = 0.0
     d2 = 0.0
-    for k in range(n_harm):
-        term = complex(coef[q, k]) * z
-        m = 1.0 if k == 0 else 2.0
-        value += m * term.real
-        d1 -= m * k * term.imag
-        d2 -= m * k * k * term.real
-        z *= step
+    for k in range(e_re.shape[0]):
+        t_re = c_re[k] * e_re[k] - c_im[k] * e_im[k]
+        t_im = c_re[k] * e_im[k] + c_im[k] * e_re[k]
+        value += t_re
+        d1 -= k1[k] * t_im
+        d2 -= k2[k] * t_re
     return value, d1, d2
 
 
@@ -464,17 +480,31 @@ def _harmonic_sum(
 def _refine_kernel(
     coef: Any, n_harm: int, psi0: Any, step: float, psi_out: Any, val_out: Any
 ) -> None:  # pragma: no cover
+    width = (n_harm + 7) // 8 * 8
+    c_re = np.zeros(width)
+    c_im = np.zeros(width)
+    e_re = np.empty(width)
+    e_im = np.empty(width)
+    k1 = np.zeros(width)
+    k2 = np.zeros(width)
+    for k in range(n_harm):
+        k1[k] = k
+        k2[k] = k * k
     for q in range(coef.shape[0]):
+        for k in range(n_harm):
+            m = 1.0 if k == 0 else 2.0
+            c_re[k] = m * coef[q, k].real
+            c_im[k] = m * coef[q, k].imag
         start = float(psi0[q])
         x = start
         at_start = 0.0
         for it in range(3):
-            value, d1, d2 = _harmonic_sum(coef, q, n_harm, x)
+            value, d1, d2 = _harmonic_sum(c_re, c_im, k1, k2, x, e_re, e_im)
             if it == 0:
                 at_start = value
             delta = -d1 / d2 if d2 < 0 else 0.0
             x = min(max(x + delta, start - step), start + step)
-        value = _harmonic_sum(coef, q, n_harm, x)[0]
+        value = _harmonic_sum(c_re, c_im, k1, k2, x, e_re, e_im)[0]
         if value >= at_start:
             psi_out[q] = x
             val_out[q] = value
@@ -486,8 +516,8 @@ def _refine_kernel(
 def refine(coef: Any, n_harm: int, psi0: Any, step: float) -> tuple[Any, Any]:
     """Newton refinement of the harmonic sum (``sigcore.backends.polar._refine``).
 
-    ``coef`` is (pairs, >= n_harm); same steps, in float64 with the phase by
-    recurrence.
+    ``coef`` is (pairs, >= n_harm); same steps, in float64 with the phases by
+    recurrence (:func:`_harmonic_sum`).
     """
     psi = np.empty(coef.shape[0], dtype=np.float32)
     value = np.empty(coef.shape[0], dtype=np.float32)
