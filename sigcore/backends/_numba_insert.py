@@ -62,15 +62,16 @@ def _kernels() -> tuple[Any, Any]:
         scale = -2.0 * np.pi / size
         for c in numba.prange(bounds.shape[0] - 1):
             grid = grids[c]
-            tx = np.empty(size, dtype=np.complex128)
-            ty = np.empty(size, dtype=np.complex128)
+            tx = np.empty(size, dtype=np.complex64)
+            ty = np.empty(size, dtype=np.complex64)
             shifted = np.empty(npoints, dtype=np.complex64)
             base = np.empty(npoints, dtype=np.int32)
             frac = np.empty((3, npoints), dtype=np.float32)
             weight = np.empty(npoints, dtype=np.float32)
             for r in range(bounds[c], bounds[c + 1]):
                 # Shift phase exp(-2 pi i (kx sx + ky sy) / size), one table per
-                # axis, by recurrence in float64 (two exp per row, not 2 size).
+                # axis: a float64 recurrence (two exp per row, not 2 size), stored
+                # as complex64 (the product below is complex64 arithmetic).
                 step_x = np.exp(1j * (scale * shifts[r, 0]))
                 step_y = np.exp(1j * (scale * shifts[r, 1]))
                 zx = 1.0 + 0.0j
@@ -234,7 +235,7 @@ def reconstruct_numba(
     every trilinear corner of a point inside the Nyquist sphere falls inside,
     so the kernel needs no periodic wrap; the margin is folded back at the end
     by :func:`_mirror_and_fold`, which also adds the Hermitian mirror. The
-    shift phase is built from two per-row float64 tables
+    shift phase is built from two per-row complex64 tables
     (``exp(-2 pi i kx sx / N)`` and the same in ``y``, by recurrence) instead of
     one ``exp`` per sample.
     """
