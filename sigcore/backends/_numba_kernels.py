@@ -78,15 +78,23 @@ def _survivors(
     rows, nj = bound.shape
     n_low = min(_LOW_HARMONICS, c_k.shape[0])
     step = 2.0 * np.pi / _LOW_SAMPLES
-    cos_t = np.empty((n_low, _LOW_SAMPLES), dtype=np.float32)
-    sin_t = np.empty((n_low, _LOW_SAMPLES), dtype=np.float32)
+    cos_t = np.zeros((_LOW_HARMONICS, _LOW_SAMPLES), dtype=np.float32)
+    sin_t = np.zeros((_LOW_HARMONICS, _LOW_SAMPLES), dtype=np.float32)
     for k in range(n_low):
         m = 1.0 if k == 0 else 2.0
         for p in range(_LOW_SAMPLES):
             cos_t[k, p] = m * np.cos(k * p * step)
             sin_t[k, p] = m * np.sin(k * p * step)
-    slack = step * step / 8.0
-    values = np.empty(_LOW_SAMPLES, dtype=np.float32)
+    slack = np.float32(step * step / 8.0)
+    # One row at a time: the columns passing the first bound are gathered,
+    # then the second tier is evaluated across them (contiguous, vectorised).
+    cand = np.empty(nj, dtype=np.int64)
+    floors = np.empty(nj, dtype=np.float32)
+    z_re = np.empty((_LOW_HARMONICS, nj), dtype=np.float32)
+    z_im = np.empty((_LOW_HARMONICS, nj), dtype=np.float32)
+    extra = np.empty(nj, dtype=np.float32)
+    values = np.empty(nj, dtype=np.float32)
+    best = np.empty(nj, dtype=np.float32)
     pair = np.empty(rows * nj, dtype=np.int64)
     row = np.empty(rows * nj, dtype=np.int64)
     tier = np.empty(rows * nj, dtype=np.float32)
@@ -94,32 +102,50 @@ def _survivors(
     for i in range(rows // rpi):
         for s in range(rpi):
             r = i * rpi + s
+            nq = 0
             for j in range(nj):
                 floor = lead_val[i * nj + j] * scale
                 floor -= 1e-5 * abs(floor) + 1e-12
                 if s == lead[i, j] or bound[r, j] < floor:
                     continue
-                # Second tier: the low harmonics' sum on a grid of psi, plus
-                # the most a maximum can exceed its nearest sample (half the
-                # curvature bound times (step / 2)^2), plus |C_k| of the rest.
-                low_abs = 0.0
-                curvature = 0.0
-                values[:] = 0.0
+                cand[nq] = j
+                floors[nq] = floor
+                nq += 1
+            if nq == 0:
+                continue
+            # Second tier: the low harmonics' sum on a grid of psi, plus the
+            # most a maximum can exceed its nearest sample (half the
+            # curvature bound times (step / 2)^2), plus |C_k| of the rest.
+            for q in range(nq):
+                extra[q] = bound[r, cand[q]]
+            for k in range(n_low):
+                m = np.float32(1.0 if k == 0 else 2.0)
+                curve = np.float32(k * k) * slack
+                zr = z_re[k]
+                zi = z_im[k]
+                for q in range(nq):
+                    z = c_k[k, r, cand[q]]
+                    zr[q] = z.real
+                    zi[q] = z.imag
+                for q in range(nq):
+                    a = m * np.sqrt(zr[q] * zr[q] + zi[q] * zi[q])
+                    extra[q] += a * curve - a
+            best[:nq] = -np.inf
+            for p in range(_LOW_SAMPLES):
+                values[:nq] = 0.0
                 for k in range(n_low):
-                    z = c_k[k, r, j]
-                    m = 1.0 if k == 0 else 2.0
-                    a = m * np.sqrt(z.real * z.real + z.imag * z.imag)
-                    low_abs += a
-                    curvature += a * k * k
-                    zr = z.real
-                    zi = z.imag
-                    ck = cos_t[k]
-                    sk = sin_t[k]
-                    for p in range(_LOW_SAMPLES):
-                        values[p] += zr * ck[p] - zi * sk[p]
-                tier2 = values.max() + curvature * slack + (bound[r, j] - low_abs)
-                if tier2 >= floor:
-                    pair[count] = i * nj + j
+                    ck = cos_t[k, p]
+                    sk = sin_t[k, p]
+                    zr = z_re[k]
+                    zi = z_im[k]
+                    for q in range(nq):
+                        values[q] += zr[q] * ck - zi[q] * sk
+                for q in range(nq):
+                    best[q] = max(best[q], values[q])
+            for q in range(nq):
+                tier2 = best[q] + extra[q]
+                if tier2 >= floors[q]:
+                    pair[count] = i * nj + cand[q]
                     row[count] = s
                     tier[count] = tier2
                     count += 1
