@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -411,6 +412,31 @@ def _psi_max(
 ChunkBest = tuple[Any, Any, Any, Any]
 
 
+class ThreadScratch:
+    """Working arrays reused across the chunks a thread processes.
+
+    A fresh large array costs its page faults and the kernel's zeroing of
+    every page on first touch (about 5% of a CPU search at 64²); each thread
+    keeps one flat buffer per name instead, grown when a request is larger.
+    Owned by one search, so the memory goes with it.
+    """
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self._local = threading.local()
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+        """An uninitialised C-contiguous array of ``shape``; valid until the
+        same thread asks for ``name`` again."""
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        size = math.prod(shape)
+        flat = buffers.get(name)
+        if flat is None or flat.dtype != dtype or flat.size < size:
+            flat = self.xp.empty(size, dtype=dtype)
+            buffers[name] = flat
+        return flat[:size].reshape(shape)
+
+
 class RingSearch:
     """Ring products of a search chunk and their best row and psi sample.
 
@@ -441,6 +467,7 @@ class RingSearch:
         self.fft = fft
         self.mult = _multiplicity(grid, xp)
         self.n_spec = grid.n_psi // 2 + 1  # rfft length; rows n_harm: stay zero
+        self.scratch = ThreadScratch(xp)
         self.bytes_per_column = self.n_spec * 8 + grid.n_psi * 4 + 8
 
     def rows(self, a: Any, ref_chunk: int) -> Any:
@@ -457,7 +484,9 @@ class RingSearch:
         xp = self.xp
         a = xp.ascontiguousarray(xp.transpose(a, (2, 0, 1)))  # (K, rows, R)
         # One work buffer for all reference chunks (no fresh pages per chunk).
-        work = xp.empty(self.n_spec * a.shape[1] * ref_chunk, dtype=a.dtype)
+        work = self.scratch.get(
+            "products", (self.n_spec * a.shape[1] * ref_chunk,), a.dtype
+        )
         return a, work
 
     def best(self, state: Any, j0: int, j1: int, ni: int, rpi: int) -> ChunkBest:
@@ -642,6 +671,7 @@ def search_polar(
         ),
     )
     psi_step = 2.0 * np.pi / n_psi
+    scratch = ThreadScratch(xp)
 
     def image_task(i0: int) -> None:
         """Score images ``i0 : i0 + img_chunk`` against every reference."""
@@ -652,7 +682,12 @@ def search_polar(
         # the angle domain, one inverse FFT, one transposing copy. Harmonics
         # beyond a ring's cut-off meet zeros in ``b_w``.
         unit = xp.conj(samples[i0:i1]) / img_norm[i0:i1][:, None, None, None]
-        shifted = unit[:, :, None, :, :] * phase_conj[None, None, :, :, :]
+        shifted = scratch.get(
+            "shifted", (ni, n_mirror, n_shift, n_rings, grid.n_angles), xp.complex64
+        )
+        xp.multiply(
+            unit[:, :, None, :, :], phase_conj[None, None, :, :, :], out=shifted
+        )
         a = _ifft_temporary(fft, shifted.reshape(rows, n_rings, grid.n_angles))
         del shifted
         state = evaluator.rows(a[..., :n_harm], ref_chunk)

@@ -96,7 +96,9 @@ class PrunedRingSearch(RingSearch):
         low = np.ascontiguousarray(np.transpose(a[:, :, :n_dense], (2, 0, 1)))
         a_re, a_im, _, norm2 = kernels.pack_rings(a, self.ring_end)
         tail = 2.0 * np.sqrt(norm2[:, n_dense:])  # m_k = 2
-        work = np.empty(n_dense * a.shape[0] * ref_chunk, dtype=np.complex64)
+        work = self.scratch.get(
+            "c_low", (n_dense * a.shape[0] * ref_chunk,), np.complex64
+        )
         planes = (a_re, a_im, self.b_re, self.b_im)
         return _Rows(a, low, planes, tail, work)
 
