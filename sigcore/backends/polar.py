@@ -238,15 +238,21 @@ def _deapodisation(n: int) -> NDArray[np.float32]:
 def _padded_spectra(stack: Any, n: int, xp: Any, fft: Any) -> Any:
     """DFT of each image zero-padded x2 about its centre: (B, 2n*2n) complex64.
 
-    The images are divided by the interpolation kernel's transform first.
+    The images are divided by the interpolation kernel's transform first and
+    written straight into the wrapped (``ifftshift``-ed) positions: pixel
+    ``p`` goes to ``(p - n // 2) mod 2n``.
     """
     size = _PAD * n
     b = stack.shape[0]
+    h = n // 2
+    image = stack * xp.asarray(_deapodisation(n))
     padded = xp.zeros((b, size, size), dtype=xp.float32)
-    o = size // 2 - n // 2
-    padded[:, o : o + n, o : o + n] = stack * xp.asarray(_deapodisation(n))
-    spectra = fft.fft2(xp.fft.ifftshift(padded, axes=(-2, -1)), axes=(-2, -1))
-    return spectra.astype(xp.complex64).reshape(b, size * size)
+    padded[:, : n - h, : n - h] = image[:, h:, h:]
+    padded[:, : n - h, size - h :] = image[:, h:, :h]
+    padded[:, size - h :, : n - h] = image[:, :h, h:]
+    padded[:, size - h :, size - h :] = image[:, :h, :h]
+    spectra = fft.fft2(padded, axes=(-2, -1))
+    return spectra.astype(xp.complex64, copy=False).reshape(b, size * size)
 
 
 Sampler = Callable[[Any, Any, Any], Any]
@@ -307,13 +313,11 @@ def polar_samples(
 
 def _harmonics(samples: Any, grid: PolarGrid, xp: Any, fft: Any) -> Any:
     """Angular harmonics ``0..K-1`` of ring samples (..., R, L), cut per ring."""
-    a = fft.fft(samples, axis=-1)[..., : grid.n_harmonics] / grid.n_angles
-    keep = xp.asarray(
-        (np.arange(grid.n_harmonics)[None, :] <= grid.cutoffs[:, None]).astype(
-            np.float32
-        )
-    )
-    return (a * keep).astype(xp.complex64)
+    keep = (np.arange(grid.n_harmonics)[None, :] <= grid.cutoffs[:, None]).astype(
+        np.float32
+    ) / np.float32(grid.n_angles)
+    a = fft.fft(samples, axis=-1)[..., : grid.n_harmonics] * xp.asarray(keep)
+    return a.astype(xp.complex64, copy=False)
 
 
 def _multiplicity(grid: PolarGrid, xp: Any) -> Any:
@@ -615,8 +619,12 @@ def search_polar(
     )
     ref_norm = xp.sqrt(_weighted_norm2(b, ring_w, grid, xp))
     ref_norm = xp.where(ref_norm > 0, ref_norm, 1.0)
-    b_w = b * (ring_w[None, :, None] / ref_norm[:, None, None])
-    b_w = xp.ascontiguousarray(xp.transpose(b_w, (2, 1, 0)))  # (K, R, G)
+    b_w = xp.empty((n_harm, n_rings, n_ref), dtype=xp.complex64)  # (K, R, G)
+    xp.multiply(
+        xp.transpose(b, (2, 1, 0)),
+        (ring_w[:, None] / ref_norm[None, :])[None, :, :],
+        out=b_w,
+    )
     evaluator = ring_search(b_w, grid, xp, fft)
 
     fourier = [m for m in metrics if hasattr(m, "fourier_weight")]
