@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 import numpy as np
 import pytest
 
 from sigcore.alignment import SearchParams
-from sigcore.backends.polar import search_flops, search_polar
+from sigcore.backends.polar import ThreadScratch, search_flops, search_polar
 from sigcore.backends.search_reference import search_bruteforce
 from sigcore.metrics.imed import Imed
 
@@ -82,3 +83,29 @@ def test_cpu_backend_threads_match_generic(case):
     np.testing.assert_allclose(cpu.psi, generic.psi, atol=1e-2)  # degrees
     np.testing.assert_array_equal(cpu.shifts, generic.shifts)
     np.testing.assert_array_equal(cpu.mirror, generic.mirror)
+
+
+def test_thread_scratch_reuses_per_thread_and_grows():
+    scratch = ThreadScratch(np)
+    first = scratch.get("rows", (4, 8), np.complex64)
+    first[:] = 1.0
+    again = scratch.get("rows", (2, 3), np.complex64)  # smaller: same memory
+    assert again.shape == (2, 3)
+    assert again.flags.c_contiguous
+    assert np.shares_memory(first, again)
+    bigger = scratch.get("rows", (8, 8), np.complex64)
+    assert bigger.shape == (8, 8)
+    assert not np.shares_memory(first, bigger)
+    other_dtype = scratch.get("rows", (2, 3), np.float32)
+    assert other_dtype.dtype == np.float32
+    assert not np.shares_memory(scratch.get("other", (4, 8), np.complex64), bigger)
+
+    seen = []
+
+    def worker():
+        seen.append(scratch.get("rows", (2, 3), np.float32))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(seen[0], other_dtype)  # each thread its own
