@@ -307,6 +307,7 @@ def _plot(rows: list[dict[str, Any]], args: argparse.Namespace, path: str) -> No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     sweeps = (
@@ -335,6 +336,9 @@ def _plot(rows: list[dict[str, Any]], args: argparse.Namespace, path: str) -> No
         if pts:
             x, y = zip(*pts, strict=True)
             ax.loglog(x, y, "o-")
+            # Label the measured points only (log minor labels overlap).
+            ax.set_xticks(x, [str(v) for v in x])
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("seconds per iteration")
         ax.grid(True, which="both", alpha=0.3)
