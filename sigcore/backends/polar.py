@@ -188,13 +188,22 @@ def _keys(t: Any, xp: Any) -> Any:
 def _interp_plan(grid: PolarGrid, mirror: bool, xp: Any) -> tuple[Any, Any]:
     """Flat indices and weights (16 taps) into the padded DFT for the half circle.
 
-    Returns arrays of shape (R * L/2, 16): int64 indices, float32 weights.
+    Returns arrays of shape (R * L/2, 16): int64 indices, float32 weights
+    (cached, read-only: the same every iteration).
     """
-    size = _PAD * grid.n
-    half = grid.n_angles // 2
-    theta = 2.0 * np.pi * np.arange(half) / grid.n_angles
-    kx = np.outer(grid.radii, np.cos(theta)).ravel()
-    ky = np.outer(grid.radii, np.sin(theta)).ravel()
+    return _interp_tables(grid.n, grid.n_angles, tuple(grid.radii.tolist()), mirror, xp)
+
+
+@functools.lru_cache(maxsize=16)
+def _interp_tables(
+    n: int, n_angles: int, radii: tuple[float, ...], mirror: bool, xp: Any
+) -> tuple[Any, Any]:
+    """:func:`_interp_plan` for a grid given by its size, angles and radii."""
+    size = _PAD * n
+    half = n_angles // 2
+    theta = 2.0 * np.pi * np.arange(half) / n_angles
+    kx = np.outer(radii, np.cos(theta)).ravel()
+    ky = np.outer(radii, np.sin(theta)).ravel()
     if mirror:
         kx = -kx
     ux, uy = _PAD * kx, _PAD * ky
@@ -209,7 +218,37 @@ def _interp_plan(grid: PolarGrid, mirror: bool, xp: Any) -> tuple[Any, Any]:
     )
     weight = (wy[:, :, None] * wx[:, None, :]).astype(np.float32)
     q = index.shape[0]
-    return xp.asarray(index.reshape(q, 16)), xp.asarray(weight.reshape(q, 16))
+    return _constant(index.reshape(q, 16), xp), _constant(weight.reshape(q, 16), xp)
+
+
+@functools.lru_cache(maxsize=8)
+def _shift_phases(
+    n: int, n_angles: int, radii: tuple[float, ...], shifts: tuple[Any, ...], xp: Any
+) -> Any:
+    """``exp(+2 pi i k.s / n)`` at the polar samples, (S, R, L) complex64, cached.
+
+    The conjugate of each shift's phase factor, applied to the conjugated
+    image samples.
+    """
+    theta = 2.0 * np.pi * np.arange(n_angles) / n_angles
+    kx = np.outer(radii, np.cos(theta))
+    ky = np.outer(radii, np.sin(theta))
+    s = np.asarray(shifts, dtype=np.float64).reshape(-1, 2)
+    dot = s[:, 0, None, None] * kx + s[:, 1, None, None] * ky
+    phase = np.exp(2j * np.pi * dot / n)
+    return _constant(phase.astype(np.complex64), xp)
+
+
+def _constant(array: NDArray[Any], xp: Any) -> Any:
+    """``array`` on the device of ``xp``, read-only where the namespace allows.
+
+    The tables of a search depend only on the grid and the shifts: cached per
+    process, they are built and copied to a device once, not every iteration.
+    """
+    out = xp.asarray(array)
+    if isinstance(out, np.ndarray):
+        out.setflags(write=False)
+    return out
 
 
 def _keys_transform(nu: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -235,6 +274,12 @@ def _deapodisation(n: int) -> NDArray[np.float32]:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _constant_deapodisation(n: int, xp: Any) -> Any:
+    """:func:`_deapodisation` on the device of ``xp`` (cached)."""
+    return _constant(_deapodisation(n), xp)
+
+
 def _padded_spectra(stack: Any, n: int, xp: Any, fft: Any) -> Any:
     """DFT of each image zero-padded x2 about its centre: (B, 2n*2n) complex64.
 
@@ -245,7 +290,7 @@ def _padded_spectra(stack: Any, n: int, xp: Any, fft: Any) -> Any:
     size = _PAD * n
     b = stack.shape[0]
     h = n // 2
-    image = stack * xp.asarray(_deapodisation(n))
+    image = stack * _constant_deapodisation(n, xp)
     padded = xp.zeros((b, size, size), dtype=xp.float32)
     padded[:, : n - h, : n - h] = image[:, h:, h:]
     padded[:, : n - h, size - h :] = image[:, h:, :h]
@@ -653,16 +698,13 @@ def search_polar(
         _weighted_norm2(h0, ring_w * fw, grid, xp) / img_norm**2 for fw in fweights
     ]
     del h0
-    theta = 2.0 * np.pi * np.arange(grid.n_angles) / grid.n_angles
-    kx = np.outer(grid.radii, np.cos(theta))
-    ky = np.outer(grid.radii, np.sin(theta))
-    phase = np.exp(
-        -2j
-        * np.pi
-        * (shifts[:, 0, None, None] * kx + shifts[:, 1, None, None] * ky)
-        / n
+    phase_conj = _shift_phases(  # (S, R, L)
+        n,
+        grid.n_angles,
+        tuple(grid.radii.tolist()),
+        tuple(map(tuple, shifts.tolist())),
+        xp,
     )
-    phase_conj = xp.asarray(np.conj(phase).astype(np.complex64))  # (S, R, L)
 
     corr = xp.empty((n_img, n_ref), dtype=xp.float32)
     psi_out = xp.empty((n_img, n_ref), dtype=xp.float32)
