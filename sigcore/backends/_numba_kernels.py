@@ -10,13 +10,15 @@ import numpy as np
 __all__ = ["cross_value", "pack_rings", "polar_sampler", "pruned_best", "refine"]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _sample(
     spectra: Any, index: Any, weight: Any, out: Any
 ) -> None:  # pragma: no cover
+    # Serial: the search runs the batches on its own threads (a parallel
+    # kernel called from several threads needs a thread-safe numba layer).
     b, q = out.shape
     taps = index.shape[1]
-    for t in numba.prange(b * q):
+    for t in range(b * q):
         i = t // q
         p = t - i * q
         acc = np.complex64(0)

@@ -321,6 +321,7 @@ def polar_samples(
     fft: Any = None,
     sampler: Sampler | None = None,
     batch: int = 64,
+    run_tasks: TaskRunner | None = None,
 ) -> Any:
     """Sample the (mirrored) images' DTFT on the polar grid.
 
@@ -338,6 +339,8 @@ def polar_samples(
         -> (b, Q)``; a generic gather by default.
     batch : int
         Images transformed at a time.
+    run_tasks : callable or None
+        Runs the batches (see :func:`search_polar`); a plain loop by default.
 
     Returns
     -------
@@ -348,12 +351,52 @@ def polar_samples(
     index, weight = _interp_plan(grid, mirror, xp)
     n_rings, half = len(grid.radii), grid.n_angles // 2
     out = xp.empty((stack.shape[0], n_rings, grid.n_angles), dtype=xp.complex64)
-    for b0 in range(0, stack.shape[0], batch):
+
+    def one_batch(b0: int) -> None:
         spectra = _padded_spectra(stack[b0 : b0 + batch], grid.n, xp, fft)
         values = sampler(spectra, index, weight).reshape(-1, n_rings, half)
         out[b0 : b0 + batch, :, :half] = values
         out[b0 : b0 + batch, :, half:] = xp.conj(values)
+
+    _run(run_tasks, one_batch, range(0, stack.shape[0], batch))
     return out
+
+
+def _reference_harmonics(
+    references: Any,
+    grid: PolarGrid,
+    xp: Any,
+    fft: Any,
+    sampler: Sampler | None,
+    run_tasks: TaskRunner | None,
+    batch: int = 64,
+) -> Any:
+    """Angular harmonics (G, R, K) of the references, a batch per task.
+
+    Only the harmonics are kept: the full-circle samples of a batch are
+    transformed and dropped, never held for the whole gallery.
+    """
+    out = xp.empty(
+        (references.shape[0], len(grid.radii), grid.n_harmonics), dtype=xp.complex64
+    )
+
+    def one_batch(g0: int) -> None:
+        part = polar_samples(
+            references[g0 : g0 + batch], grid, xp=xp, fft=fft, sampler=sampler
+        )
+        out[g0 : g0 + batch] = _harmonics(part, grid, xp, fft)
+
+    _run(run_tasks, one_batch, range(0, references.shape[0], batch))
+    return out
+
+
+def _run(run_tasks: TaskRunner | None, fn: Callable[[int], None], items: Any) -> None:
+    """``run_tasks(fn, items)``, or a plain loop without a runner."""
+    if run_tasks is None:
+        for item in items:
+            fn(item)
+    else:
+        run_tasks(fn, list(items))
 
 
 def _harmonics(samples: Any, grid: PolarGrid, xp: Any, fft: Any) -> Any:
@@ -659,14 +702,12 @@ def search_polar(
     ring_w = xp.asarray(grid.weights.astype(np.float32))
 
     # References: harmonics (K, R, G), normalised, weights folded in.
-    b = _harmonics(
-        polar_samples(references, grid, xp=xp, fft=fft, sampler=sampler), grid, xp, fft
-    )
-    ref_norm = xp.sqrt(_weighted_norm2(b, ring_w, grid, xp))
+    ref_h = _reference_harmonics(references, grid, xp, fft, sampler, run_tasks)
+    ref_norm = xp.sqrt(_weighted_norm2(ref_h, ring_w, grid, xp))
     ref_norm = xp.where(ref_norm > 0, ref_norm, 1.0)
     b_w = xp.empty((n_harm, n_rings, n_ref), dtype=xp.complex64)  # (K, R, G)
     xp.multiply(
-        xp.transpose(b, (2, 1, 0)),
+        xp.transpose(ref_h, (2, 1, 0)),
         (ring_w[:, None] / ref_norm[None, :])[None, :, :],
         out=b_w,
     )
@@ -679,14 +720,22 @@ def search_polar(
         xp.asarray(m.fourier_weight(freq, xp), dtype=xp.float32) for m in fourier
     ]
     ref_wnorm = [
-        _weighted_norm2(b, ring_w * fw, grid, xp) / ref_norm**2 for fw in fweights
+        _weighted_norm2(ref_h, ring_w * fw, grid, xp) / ref_norm**2 for fw in fweights
     ]
-    del b
+    del ref_h
 
     # Images: polar samples per mirror, norms (shift/rotation invariant).
     samples = xp.stack(
         [
-            polar_samples(images, grid, mirror=m, xp=xp, fft=fft, sampler=sampler)
+            polar_samples(
+                images,
+                grid,
+                mirror=m,
+                xp=xp,
+                fft=fft,
+                sampler=sampler,
+                run_tasks=run_tasks,
+            )
             for m in mirrors
         ],
         axis=1,
@@ -767,12 +816,7 @@ def search_polar(
                 )
                 extra[e][i0:i1, j0:j1] = xp.sqrt(xp.maximum(d2 * n * n, 0.0))
 
-    tasks = list(range(0, n_img, img_chunk))
-    if run_tasks is None:
-        for i0 in tasks:
-            image_task(i0)
-    else:
-        run_tasks(image_task, tasks)
+    _run(run_tasks, image_task, range(0, n_img, img_chunk))
 
     host_rows = _host(best_row)
     mirror = host_rows // n_shift
