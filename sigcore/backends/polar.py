@@ -362,32 +362,47 @@ def polar_samples(
     return out
 
 
-def _reference_harmonics(
+def _reference_factors(
     references: Any,
     grid: PolarGrid,
+    ring_w: Any,
+    fweights: Sequence[Any],
     xp: Any,
     fft: Any,
     sampler: Sampler | None,
     run_tasks: TaskRunner | None,
     batch: int = 64,
-) -> Any:
-    """Angular harmonics (G, R, K) of the references, a batch per task.
+) -> tuple[Any, list[Any]]:
+    """The references' factors of the ring products, a batch per task.
 
-    Only the harmonics are kept: the full-circle samples of a batch are
-    transformed and dropped, never held for the whole gallery.
+    Returns ``b_w`` (K, R, G), complex64: the angular harmonics normalised to
+    unit band norm, ring weights folded in; and for each Fourier metric
+    weight the references' weighted squared norms relative to their band
+    norm, (G,). Only the harmonics of a batch are held, never the gallery's
+    full-circle samples.
     """
-    out = xp.empty(
-        (references.shape[0], len(grid.radii), grid.n_harmonics), dtype=xp.complex64
-    )
+    n_ref = references.shape[0]
+    b_w = xp.empty(
+        (grid.n_harmonics, len(grid.radii), n_ref), dtype=xp.complex64
+    )  # (K, R, G)
+    wnorm = [xp.empty(n_ref, dtype=xp.float32) for _ in fweights]
 
     def one_batch(g0: int) -> None:
-        part = polar_samples(
-            references[g0 : g0 + batch], grid, xp=xp, fft=fft, sampler=sampler
+        g1 = min(n_ref, g0 + batch)
+        part = polar_samples(references[g0:g1], grid, xp=xp, fft=fft, sampler=sampler)
+        h = _harmonics(part, grid, xp, fft)
+        norm = xp.sqrt(_weighted_norm2(h, ring_w, grid, xp))
+        norm = xp.where(norm > 0, norm, 1.0)
+        xp.multiply(
+            xp.transpose(h, (2, 1, 0)),
+            (ring_w[:, None] / norm[None, :])[None, :, :],
+            out=b_w[:, :, g0:g1],
         )
-        out[g0 : g0 + batch] = _harmonics(part, grid, xp, fft)
+        for out, fw in zip(wnorm, fweights, strict=True):
+            out[g0:g1] = _weighted_norm2(h, ring_w * fw, grid, xp) / norm**2
 
-    _run(run_tasks, one_batch, range(0, references.shape[0], batch))
-    return out
+    _run(run_tasks, one_batch, range(0, n_ref, batch))
+    return b_w, wnorm
 
 
 def _run(run_tasks: TaskRunner | None, fn: Callable[[int], None], items: Any) -> None:
@@ -701,28 +716,17 @@ def search_polar(
     n_rings = len(grid.radii)
     ring_w = xp.asarray(grid.weights.astype(np.float32))
 
-    # References: harmonics (K, R, G), normalised, weights folded in.
-    ref_h = _reference_harmonics(references, grid, xp, fft, sampler, run_tasks)
-    ref_norm = xp.sqrt(_weighted_norm2(ref_h, ring_w, grid, xp))
-    ref_norm = xp.where(ref_norm > 0, ref_norm, 1.0)
-    b_w = xp.empty((n_harm, n_rings, n_ref), dtype=xp.complex64)  # (K, R, G)
-    xp.multiply(
-        xp.transpose(ref_h, (2, 1, 0)),
-        (ring_w[:, None] / ref_norm[None, :])[None, :, :],
-        out=b_w,
-    )
-    evaluator = ring_search(b_w, grid, xp, fft)
-
     fourier = [m for m in metrics if hasattr(m, "fourier_weight")]
     others = [m for m in metrics if not hasattr(m, "fourier_weight")]
     freq = xp.asarray((grid.radii / n).astype(np.float32))
     fweights = [
         xp.asarray(m.fourier_weight(freq, xp), dtype=xp.float32) for m in fourier
     ]
-    ref_wnorm = [
-        _weighted_norm2(ref_h, ring_w * fw, grid, xp) / ref_norm**2 for fw in fweights
-    ]
-    del ref_h
+    # References: harmonics (K, R, G), normalised, weights folded in.
+    b_w, ref_wnorm = _reference_factors(
+        references, grid, ring_w, fweights, xp, fft, sampler, run_tasks
+    )
+    evaluator = ring_search(b_w, grid, xp, fft)
 
     # Images: polar samples per mirror, norms (shift/rotation invariant).
     samples = xp.stack(
