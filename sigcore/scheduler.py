@@ -12,6 +12,7 @@ intermediate volumes; the final outputs are :mod:`sigcore.api`'s job.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -283,6 +284,9 @@ class _Loop:
         self.prepared = prepared
         self.backend = backend
         self.metrics = list(metrics)
+        # Host threads for the significance step: the backend's own setting
+        # (--threads) where it has one, else every core this process may use.
+        self.host_threads = int(getattr(backend, "threads", None) or _usable_cores())
         self.group = get_symmetry(config.symmetry)
         self.images = backend.asarray(prepared.images)
         self.gallery = make_gallery(
@@ -392,6 +396,7 @@ class _Loop:
             distance=distance,
             fisher_pixels=self.fisher_pixels,
             strict=self.config.strict_direction,
+            workers=self.host_threads,
         )
         if sig.n_pairs == 0:
             raise SigcoreError(
@@ -644,3 +649,10 @@ def _snapshot(
         history=[h.to_dict() for h in history],
         finished=list(finished),
     )
+
+
+def _usable_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -18,6 +18,7 @@ arbitrary consecutive ranks (ALGORITHM.md §3); for distinct values both agree.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,6 +202,7 @@ def image_weights(
     alpha: float,
     distance: ArrayLike | None = None,
     fisher_pixels: int | None = None,
+    workers: int = 1,
 ) -> NDArray[np.float64]:
     """Select each image's significant directions and weight them (DESIGN §5.4).
 
@@ -221,6 +223,8 @@ def image_weights(
         A distance (lower is better, >= 0) at the same alignment, e.g. IMED.
     fisher_pixels : int, optional
         Number of pixels the correlation uses; enables the Fisher bound.
+    workers : int
+        Threads for the two rankings (correlation, distance); same result.
 
     Returns
     -------
@@ -237,20 +241,25 @@ def image_weights(
     c = np.asarray(correlation, dtype=np.float64)
     if c.ndim != 2:
         raise ValueError("correlation must have shape (N, G)")
-    cdf = empirical_cdf(c, axis=1)
+    d = None if distance is None else np.asarray(distance, dtype=np.float64)
+    if d is not None:
+        if d.shape != c.shape:
+            raise ValueError("distance must have the same shape as correlation")
+        if np.any(d < 0.0):
+            raise ValueError("distance must be >= 0")
+    if d is not None and workers > 1:  # the rankings release the GIL
+        with ThreadPoolExecutor(2) as pool:
+            cdf, dcdf = pool.map(lambda x: empirical_cdf(x, axis=1), (c, d))
+    else:
+        cdf = empirical_cdf(c, axis=1)
+        dcdf = None if d is None else empirical_cdf(d, axis=1)
     best = c.max(axis=1, keepdims=True)
     keep = (cdf >= 1.0 - alpha - 1e-12) & (c > 0.0) & (best > 0.0)
     if fisher_pixels is not None:
         keep &= c >= fisher_bound(best, alpha, fisher_pixels)
     safe_best = np.where(best > 0.0, best, 1.0)
     weights = np.where(keep, cdf * c / safe_best, 0.0)
-    if distance is not None:
-        d = np.asarray(distance, dtype=np.float64)
-        if d.shape != c.shape:
-            raise ValueError("distance must have the same shape as correlation")
-        if np.any(d < 0.0):
-            raise ValueError("distance must be >= 0")
-        dcdf = empirical_cdf(d, axis=1)
+    if d is not None:
         dbest = d.min(axis=1, keepdims=True)
         ratio = np.divide(
             np.broadcast_to(dbest, d.shape),
@@ -263,9 +272,13 @@ def image_weights(
 
 
 def _pooled(
-    correlation: NDArray[np.float64], neighbourhoods: Any
+    correlation: NDArray[np.float64], neighbourhoods: Any, workers: int = 1
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Pooled CDF ``G_j(c_ij)`` and pooled maxima ``c_j*`` for every direction."""
+    """Pooled CDF ``G_j(c_ij)`` and pooled maxima ``c_j*`` for every direction.
+
+    The directions are split over ``workers`` threads (the sorts and searches
+    release the GIL); the result does not depend on it.
+    """
     from scipy import sparse
 
     n_dirs = correlation.shape[1]
@@ -275,14 +288,25 @@ def _pooled(
     # Each direction is in its own pool exactly once, whether or not the
     # matrix holds its diagonal.
     adj = (adj + sparse.identity(n_dirs, dtype=bool, format="csr")).tocsr()
-    cdf = np.empty_like(correlation)
+    columns = np.ascontiguousarray(correlation.T)  # (G, N)
+    cdf_t = np.empty_like(columns)
     top = np.empty(n_dirs)
-    for j in range(n_dirs):
-        members = adj.indices[adj.indptr[j] : adj.indptr[j + 1]]
-        pool = np.sort(correlation[:, members], axis=None)
-        cdf[:, j] = _cdf_at(pool, correlation[:, j])
-        top[j] = pool[-1]
-    return cdf, top
+
+    def pool_block(block: range) -> None:
+        for j in block:
+            members = adj.indices[adj.indptr[j] : adj.indptr[j + 1]]
+            pool = np.sort(columns[members], axis=None)
+            cdf_t[j] = _cdf_at(pool, columns[j])
+            top[j] = pool[-1]
+
+    workers = max(1, min(workers, n_dirs))
+    blocks = [range(w, n_dirs, workers) for w in range(workers)]
+    if workers == 1:
+        pool_block(blocks[0])
+    else:
+        with ThreadPoolExecutor(workers) as executor:
+            list(executor.map(pool_block, blocks))
+    return cdf_t.T, top
 
 
 def direction_reweight(
@@ -292,6 +316,7 @@ def direction_reweight(
     *,
     alpha: float,
     strict: bool = False,
+    workers: int = 1,
 ) -> NDArray[np.float64]:
     """Reweight the surviving pairs by each direction's pooled statistics (§5.5).
 
@@ -314,6 +339,8 @@ def direction_reweight(
         Tail probability alpha_t.
     strict : bool
         Drop pairs not significant for the direction.
+    workers : int
+        Threads for the pooled statistics; same result.
 
     Returns
     -------
@@ -324,7 +351,7 @@ def direction_reweight(
     w = np.array(weights, dtype=np.float64, copy=True)
     if w.shape != c.shape:
         raise ValueError("weights must have the same shape as correlation")
-    cdf, top = _pooled(c, neighbourhoods)
+    cdf, top = _pooled(c, neighbourhoods, workers)
     live = (w > 0.0) & (top[None, :] > 0.0)
     if strict:
         live &= cdf >= 1.0 - alpha - 1e-12
@@ -376,6 +403,7 @@ def select(
     distance: ArrayLike | None = None,
     fisher_pixels: int | None = None,
     strict: bool = False,
+    workers: int = 1,
 ) -> SignificanceResult:
     """Run the per-image and the per-direction steps of one iteration.
 
@@ -392,15 +420,22 @@ def select(
         Pixels the correlation uses; ``None`` turns Fisher off.
     strict : bool
         Strict per-direction mode.
+    workers : int
+        Host threads for the rankings and the pooled statistics (the result
+        does not depend on it).
 
     Returns
     -------
     SignificanceResult
     """
     first = image_weights(
-        correlation, alpha=alpha, distance=distance, fisher_pixels=fisher_pixels
+        correlation,
+        alpha=alpha,
+        distance=distance,
+        fisher_pixels=fisher_pixels,
+        workers=workers,
     )
     final = direction_reweight(
-        correlation, first, neighbourhoods, alpha=alpha, strict=strict
+        correlation, first, neighbourhoods, alpha=alpha, strict=strict, workers=workers
     )
     return SignificanceResult(weights=final, image_weights=first, alpha=float(alpha))

@@ -214,3 +214,18 @@ def test_select_combines_both_steps():
     assert result.images_used == 2
     i, j = result.pairs
     assert list(zip(i.tolist(), j.tolist(), strict=True))[:2] == [(0, 0), (0, 1)]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_select_threads_give_the_same_weights(strict):
+    rng = np.random.default_rng(3)
+    c = rng.uniform(-0.2, 0.9, (40, 30)).round(2)  # rounding makes ties
+    d = rng.uniform(0.5, 2.0, c.shape).round(2)
+    neigh = sparse.random(30, 30, density=0.2, random_state=4, dtype=bool)
+    one = select(c, alpha=0.3, neighbourhoods=neigh, distance=d, strict=strict)
+    many = select(
+        c, alpha=0.3, neighbourhoods=neigh, distance=d, strict=strict, workers=3
+    )
+    assert one.n_pairs > 0
+    np.testing.assert_array_equal(many.weights, one.weights)
+    np.testing.assert_array_equal(many.image_weights, one.image_weights)
