@@ -12,7 +12,7 @@ bound can still beat their pair's best
 (:func:`sigcore.backends._numba_kernels.pruned_best`). The result is the
 exhaustive one, ties included, up to float rounding.
 
-On phantom class averages (64², band 0.25, shifts +-6, 1650 references) 1.7%
+On phantom class averages (64², band 0.25, shifts +-6, 1650 references) 1.2%
 of the (image, shift, reference) rows are completed, the lead rows included
 (``benchmarks/bench_search.py``); the search performs about a sixth of the
 exhaustive flops. Images without a dominant rotational average (noise) defeat
@@ -44,9 +44,12 @@ __all__ = [
 # Harmonics formed for every row: 8 (one block of products) while the bound
 # prunes well, 16 once a chunk had to complete more than ESCALATE_FRACTION of
 # its columns. Measured on 60 simulated class averages x 1650 references,
-# band 0.25, two threads: phantom (64²) 8 -> 1.7% completed, 1.25 s (16 is
-# 15% slower); 70S ribosome (65²) 8 -> 25% completed, 5.5 s; 16 -> 11%, 3.1 s.
+# band 0.25, two threads, before the third-tier bound: phantom (64²) 8 -> 1.7%
+# completed, 1.25 s (16 is 15% slower); 70S ribosome (65²) 8 -> 25% completed,
+# 5.5 s; 16 -> 11%, 3.1 s. With the third tier the 70S completes 3.3% at 8
+# (2.6 s) and no longer escalates; the escalation stays for harder data.
 DENSE_LEVELS = (8, 16)
+_MID = 8  # harmonics 8..15 feed the third-tier bound while 8 are dense
 ESCALATE_FRACTION = 0.05
 # Completing more than this share of a chunk's columns costs more than forming
 # every product (white noise: 100% completed, 8.2 s vs 5.4 s exhaustive for 20
@@ -79,6 +82,18 @@ class PrunedRingSearch(RingSearch):
         )
         # Norm over rings of each (harmonic, reference) factor, (K, G).
         self.ref_norms = np.ascontiguousarray(np.sqrt(norm2).T)
+        # Harmonics 8..15 of the references over the rings that keep them,
+        # real and imaginary (G, 8, R'), for the third-tier bound
+        # (kernels._third_tier), with the norms as (G, K).
+        self.mid_ring = int(np.searchsorted(self.ring_end, 2 * _MID))
+        self.mid_b: tuple[Any, ...] | None = None
+        if grid.n_harmonics >= 2 * _MID and self.mid_ring < len(self.ring_end):
+            self.mid_b = (
+                *_planes(
+                    np.transpose(b_w[_MID : 2 * _MID, self.mid_ring :], (2, 0, 1))
+                ),
+                np.ascontiguousarray(self.ref_norms.T),
+            )
         # c_low (complex64) and the bound (float32) per column, largest level.
         self.bytes_per_column = self.levels[-1] * 8 + 4
         # Set once a chunk had to complete more than FALLBACK_FRACTION of its
@@ -96,11 +111,16 @@ class PrunedRingSearch(RingSearch):
         low = np.ascontiguousarray(np.transpose(a[:, :, :n_dense], (2, 0, 1)))
         a_re, a_im, _, norm2 = kernels.pack_rings(a, self.ring_end)
         tail = 2.0 * np.sqrt(norm2[:, n_dense:])  # m_k = 2
+        mid = None
+        if n_dense == _MID and self.mid_b is not None:
+            b_re, b_im, ref_norms = self.mid_b
+            a_mid = np.transpose(a[:, self.mid_ring :, _MID : 2 * _MID], (0, 2, 1))
+            mid = (*_planes(a_mid), b_re, b_im, tail, ref_norms)
         work = self.scratch.get(
             "c_low", (n_dense * a.shape[0] * ref_chunk,), np.complex64
         )
         planes = (a_re, a_im, self.b_re, self.b_im)
-        return _Rows(a, low, planes, tail, work)
+        return _Rows(a, low, planes, tail, work, mid)
 
     def best(self, state: _Rows, j0: int, j1: int, ni: int, rpi: int) -> Any:
         """As :meth:`RingSearch.best`, forming few products (module notes)."""
@@ -131,6 +151,7 @@ class PrunedRingSearch(RingSearch):
             rpi,
             self.grid.n_psi,
             self.fft.irfft,
+            state.mid if n_dense == _MID else None,
         )
         if completed > FALLBACK_FRACTION * rows * nj:
             self.exhaustive = True
@@ -188,7 +209,16 @@ class _Rows:
     planes: tuple[Any, Any, Any, Any]  # packed a_re, a_im, b_re, b_im
     tail: Any  # (rows, K - L) float32: m_k ||a_k||
     work: Any  # c_low buffer
+    mid: Any  # third-tier factors (kernels.pruned_best's ``mid``) or None
     dense: Any = None  # RingSearch.rows state, made on the first fallback
+
+
+def _planes(z: Any) -> tuple[Any, Any]:
+    """Contiguous float32 real and imaginary planes of a complex array."""
+    return (
+        np.ascontiguousarray(z.real, dtype=np.float32),
+        np.ascontiguousarray(z.imag, dtype=np.float32),
+    )
 
 
 def _real_form(b: Any) -> Any:

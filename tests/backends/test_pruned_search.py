@@ -177,3 +177,35 @@ def test_escalates_to_more_dense_harmonics(monkeypatch):
         np.testing.assert_allclose(
             got[3][:, : grid.n_harmonics], np.asarray(want[3]).T, rtol=1e-4, atol=1e-5
         )
+
+
+def test_third_tier_bounds_the_maximum_over_psi():
+    """The 16-harmonic bound is never below a column's maximum over psi."""
+    from sigcore.backends._numba_kernels import _third_tier
+
+    grid = polar_grid(32, SearchParams(max_frequency=0.5))
+    rows, nj = 12, 9
+    a, b_w = _factors(grid, rows, nj, 3.0, seed=11)
+    search = PrunedRingSearch(b_w, grid, np, scipy.fft)
+    state = search.rows(a, nj)
+    assert state.mid is not None  # 8 dense harmonics, K > 16
+    c_all = np.einsum("qrk,krj->kqj", a.astype(np.complex128), b_w)  # (K, rows, G)
+    c_low = np.ascontiguousarray(c_all[:8].astype(np.complex64))
+    mult = np.where(np.arange(grid.n_harmonics) == 0, 1.0, 2.0)
+    psi = np.linspace(0.0, 2.0 * np.pi, 4096, endpoint=False)
+    phase = np.exp(1j * np.outer(np.arange(grid.n_harmonics), psi))  # (K, P)
+    curve = np.einsum("kqj,kp->qjp", c_all * mult[:, None, None], phase).real
+    top = curve.max(axis=-1).ravel()  # (rows * G,)
+    row_idx, col_idx = (x.ravel() for x in np.indices((rows, nj)))
+    floors = (top - 1e-5 * np.abs(top) - 1e-6).astype(np.float32)
+    keep = _third_tier(c_low, *state.mid, row_idx, col_idx, 0, floors)
+    assert keep.all()
+    # Above 1.3 x the Cauchy-Schwarz sum (the grid's slack adds < 30% to the
+    # first 16 harmonics) nothing can be kept.
+    a_norm = np.linalg.norm(a, axis=1)  # (rows, K)
+    b_norm = np.linalg.norm(b_w, axis=1)  # (K, G)
+    out_of_reach = 1.3 * ((a_norm * mult) @ b_norm).ravel() + 1.0
+    keep = _third_tier(
+        c_low, *state.mid, row_idx, col_idx, 0, out_of_reach.astype(np.float32)
+    )
+    assert not keep.any()
