@@ -43,16 +43,18 @@ def _ring_bounds(c_k: Any, rpi: int, bound: Any, lead: Any) -> None:  # pragma: 
             for j in range(nj):
                 z = c_k[k, r, j]
                 bound[r, j] += m * np.sqrt(z.real * z.real + z.imag * z.imag)
+    best = np.empty(nj, dtype=np.float32)  # each pair's highest bound so far
     for i in range(rows // rpi):
+        first = bound[i * rpi]
         for j in range(nj):
-            best = bound[i * rpi, j]
-            arg = 0
-            for s in range(1, rpi):
-                v = bound[i * rpi + s, j]
-                if v > best:
-                    best = v
-                    arg = s
-            lead[i, j] = arg
+            best[j] = first[j]
+            lead[i, j] = 0
+        for s in range(1, rpi):  # rows outer, columns inner: contiguous
+            row = bound[i * rpi + s]
+            for j in range(nj):
+                if row[j] > best[j]:  # strict: the first row wins ties
+                    best[j] = row[j]
+                    lead[i, j] = s
 
 
 @numba.njit(cache=True, nogil=True)
