@@ -75,6 +75,43 @@ _LOW_HARMONICS = 8  # harmonics of the second-tier bound evaluated on a grid
 _LOW_SAMPLES = 32  # psi samples of that grid
 
 
+@numba.njit(cache=True, nogil=True)
+def _psi_table(n_harm: int, n_samples: int) -> tuple[Any, Any]:  # pragma: no cover
+    """``m_k cos(k psi_p)`` and ``m_k sin(k psi_p)`` on ``n_samples`` psi, float32."""
+    step = 2.0 * np.pi / n_samples
+    cos_t = np.empty((n_harm, n_samples), dtype=np.float32)
+    sin_t = np.empty((n_harm, n_samples), dtype=np.float32)
+    for k in range(n_harm):
+        m = 1.0 if k == 0 else 2.0
+        for p in range(n_samples):
+            cos_t[k, p] = m * np.cos(k * p * step)
+            sin_t[k, p] = m * np.sin(k * p * step)
+    return cos_t, sin_t
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _grid_max(
+    z_re: Any, z_im: Any, cos_t: Any, sin_t: Any, n: int, values: Any, best: Any
+) -> None:  # pragma: no cover
+    """``best[q]``: the harmonic sum's maximum on the table's psi samples, q < n.
+
+    ``z_re[k, q], z_im[k, q]`` hold column q's first harmonics; evaluated
+    across the columns (contiguous, vectorised).
+    """
+    best[:n] = -np.inf
+    for p in range(cos_t.shape[1]):
+        values[:n] = 0.0
+        for k in range(cos_t.shape[0]):
+            ck = cos_t[k, p]
+            sk = sin_t[k, p]
+            zr = z_re[k]
+            zi = z_im[k]
+            for q in range(n):
+                values[q] += zr[q] * ck - zi[q] * sk
+        for q in range(n):
+            best[q] = max(best[q], values[q])
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _survivors(
     c_k: Any, bound: Any, lead: Any, lead_val: Any, rpi: int, scale: float
@@ -82,13 +119,7 @@ def _survivors(
     rows, nj = bound.shape
     n_low = min(_LOW_HARMONICS, c_k.shape[0])
     step = 2.0 * np.pi / _LOW_SAMPLES
-    cos_t = np.zeros((_LOW_HARMONICS, _LOW_SAMPLES), dtype=np.float32)
-    sin_t = np.zeros((_LOW_HARMONICS, _LOW_SAMPLES), dtype=np.float32)
-    for k in range(n_low):
-        m = 1.0 if k == 0 else 2.0
-        for p in range(_LOW_SAMPLES):
-            cos_t[k, p] = m * np.cos(k * p * step)
-            sin_t[k, p] = m * np.sin(k * p * step)
+    cos_t, sin_t = _psi_table(n_low, _LOW_SAMPLES)
     slack = np.float32(step * step / 8.0)
     # One row at a time: the columns passing the first bound are gathered,
     # then the second tier is evaluated across them (contiguous, vectorised).
@@ -134,18 +165,7 @@ def _survivors(
                 for q in range(nq):
                     a = m * np.sqrt(zr[q] * zr[q] + zi[q] * zi[q])
                     extra[q] += a * curve - a
-            best[:nq] = -np.inf
-            for p in range(_LOW_SAMPLES):
-                values[:nq] = 0.0
-                for k in range(n_low):
-                    ck = cos_t[k, p]
-                    sk = sin_t[k, p]
-                    zr = z_re[k]
-                    zi = z_im[k]
-                    for q in range(nq):
-                        values[q] += zr[q] * ck - zi[q] * sk
-                for q in range(nq):
-                    best[q] = max(best[q], values[q])
+            _grid_max(z_re, z_im, cos_t, sin_t, nq, values, best)
             for q in range(nq):
                 tier2 = best[q] + extra[q]
                 if tier2 >= floors[q]:
@@ -259,20 +279,9 @@ def _third_tier(
         for k in range(n_low + n_mid, n_harm):
             total += tail[row, k - n_low] * ref_norms[ref, k]
         extra[q] = total
-    best = np.full(n, -np.inf, dtype=np.float32)
-    values = np.empty(n, dtype=np.float32)
-    for p in range(_MID_SAMPLES):
-        values[:] = 0.0
-        for k in range(n_low + n_mid):
-            m = 1.0 if k == 0 else 2.0
-            ck = np.float32(m * np.cos(k * p * step))
-            sk = np.float32(m * np.sin(k * p * step))
-            zr = z_re[k]
-            zi = z_im[k]
-            for q in range(n):
-                values[q] += zr[q] * ck - zi[q] * sk
-        for q in range(n):
-            best[q] = max(best[q], values[q])
+    best = np.empty(n, dtype=np.float32)
+    cos_t, sin_t = _psi_table(n_low + n_mid, _MID_SAMPLES)
+    _grid_max(z_re, z_im, cos_t, sin_t, n, np.empty(n, dtype=np.float32), best)
     keep = np.empty(n, dtype=np.bool_)
     for q in range(n):
         keep[q] = best[q] + extra[q] >= floors[q]
