@@ -130,7 +130,7 @@ def time_iteration(
         if best is None or total < best["total"]:
             best = dict(stats.timings, total=total)
             pairs = stats.significant_pairs
-            columns = completed[0]
+            columns = list(completed)
     assert best is not None
     flops = exhaustive = None
     if backend_name in {"cpu", "cupy"}:
@@ -143,7 +143,7 @@ def time_iteration(
         flops = exhaustive
         if backend_name == "cpu":
             rows = n_images * int((2 * max_shift + 1) ** 2)
-            flops = pruned_flops(rows, len(loop.gallery), box, loop.params, columns)[
+            flops = pruned_flops(rows, len(loop.gallery), box, loop.params, *columns)[
                 "total"
             ]
     return {

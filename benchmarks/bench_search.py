@@ -113,7 +113,7 @@ def main() -> None:
             t = _timed(lambda p=params: backend.search(images, refs, p, [Imed()]))
         flops = search_flops(args.n_images, args.refs, args.box, params)
         n_rows = args.n_images * len(shift_grid(params))
-        done = pruned_flops(n_rows, args.refs, args.box, params, transformed[0])
+        done = pruned_flops(n_rows, args.refs, args.box, params, *transformed)
         rows.append(
             {
                 "max_frequency": fmax,
@@ -145,7 +145,8 @@ def main() -> None:
             f"fmax {r['max_frequency']:.2f}: {r['seconds']:.2f} s "
             f"({r['calibration_units']:.0f} cal units); performed "
             f"{g['total']:.0f} GFLOP (dense {g['dense']:.0f}, tail {g['tail']:.0f}, "
-            f"completion {g['completion']:.0f}, irfft {g['irfft']:.0f}) at "
+            f"completion {g['completion']:.1f}, irfft {g['irfft']:.1f}, "
+            f"third tier {g['third_tier']:.1f}) at "
             f"{r['performed_gflops']:.1f} GFLOP/s = "
             f"{100 * r['fraction_of_calibration_rate']:.0f}% of calibration; "
             f"completed and transformed "
@@ -160,16 +161,24 @@ def main() -> None:
 def _count_transforms() -> Iterator[list[int]]:
     """Count the columns the ``cpu`` backend completed and transformed.
 
-    Chunks searched exhaustively (the pruning's fallback on noise-like images)
-    count all their columns.
+    Yields ``[completed, third_tier]``: chunks searched exhaustively (the
+    pruning's fallback on noise-like images) count all their columns as
+    completed; ``third_tier`` counts the columns the third-tier bound
+    examined.
     """
     from sigcore.backends import _numba_kernels
     from sigcore.backends.pruned_search import PrunedRingSearch
 
     original = _numba_kernels._complete_max
+    third = _numba_kernels._third_tier
     exhaustive = PrunedRingSearch._exhaustive
-    count = [0]
+    count = [0, 0]
     lock = threading.Lock()
+
+    def counting_third(*args: Any) -> Any:
+        with lock:
+            count[1] += len(args[-4])  # the rows argument
+        return third(*args)
 
     def counting(
         args: Any, rows: Any, cols: Any, j0: int, n_psi: int, irfft: Any
@@ -186,11 +195,13 @@ def _count_transforms() -> Iterator[list[int]]:
         return exhaustive(self, state, j0, j1, ni, rpi)
 
     _numba_kernels._complete_max = counting
+    _numba_kernels._third_tier = counting_third
     PrunedRingSearch._exhaustive = counting_exhaustive
     try:
         yield count
     finally:
         _numba_kernels._complete_max = original
+        _numba_kernels._third_tier = third
         PrunedRingSearch._exhaustive = exhaustive
 
 
