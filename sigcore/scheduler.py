@@ -284,9 +284,11 @@ class _Loop:
         self.prepared = prepared
         self.backend = backend
         self.metrics = list(metrics)
-        # Host threads for the significance step: the backend's own setting
-        # (--threads) where it has one, else every core this process may use.
-        self.host_threads = int(getattr(backend, "threads", None) or _usable_cores())
+        # Host threads for the significance step: --threads, else the
+        # backend's own setting, else every core this process may use.
+        self.host_threads = int(
+            config.threads or getattr(backend, "threads", None) or _usable_cores()
+        )
         self.group = get_symmetry(config.symmetry)
         self.images = backend.asarray(prepared.images)
         self.gallery = make_gallery(

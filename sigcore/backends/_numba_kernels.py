@@ -452,7 +452,7 @@ def pruned_best(
     rows_per_image: int,
     n_psi: int,
     irfft: Any,
-    mid: tuple[Any, Any, Any, Any] | None = None,
+    mid: tuple[Any, ...] | None = None,
 ) -> tuple[Any, Any, Any, Any, int]:
     """Exact best row and psi sample of each pair, evaluating few ring products.
 

@@ -416,11 +416,17 @@ def _run(run_tasks: TaskRunner | None, fn: Callable[[int], None], items: Any) ->
 
 def _harmonics(samples: Any, grid: PolarGrid, xp: Any, fft: Any) -> Any:
     """Angular harmonics ``0..K-1`` of ring samples (..., R, L), cut per ring."""
-    keep = (np.arange(grid.n_harmonics)[None, :] <= grid.cutoffs[:, None]).astype(
-        np.float32
-    ) / np.float32(grid.n_angles)
-    a = fft.fft(samples, axis=-1)[..., : grid.n_harmonics] * xp.asarray(keep)
+    keep = _harmonic_keep(tuple(grid.cutoffs.tolist()), grid.n_angles, xp)
+    a = fft.fft(samples, axis=-1)[..., : grid.n_harmonics] * keep
     return a.astype(xp.complex64, copy=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _harmonic_keep(cutoffs: tuple[int, ...], n_angles: int, xp: Any) -> Any:
+    """``1 / L`` where ring ``r`` keeps harmonic ``k <= cutoffs[r]``, 0 beyond."""
+    k = np.arange(max(cutoffs) + 1)
+    keep = (k[None, :] <= np.asarray(cutoffs)[:, None]).astype(np.float32)
+    return _constant(keep / np.float32(n_angles), xp)
 
 
 def _multiplicity(grid: PolarGrid, xp: Any) -> Any:
