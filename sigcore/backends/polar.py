@@ -583,6 +583,44 @@ class RingSearch:
         self.scratch = ThreadScratch(xp)
         self.bytes_per_column = self.n_spec * 8 + grid.n_psi * 4 + 8
 
+    def image_rows(
+        self, samples: Any, norm: Any, phase_conj: Any, ref_chunk: int
+    ) -> Any:
+        """Prepare an image chunk's (mirror, shift) rows for :meth:`best`.
+
+        Parameters
+        ----------
+        samples : Array, shape (ni, M, R, L), complex64
+            Polar samples of the images (and their mirrors).
+        norm : Array, shape (ni,), float32
+            The images' band norms.
+        phase_conj : Array, shape (S, R, L), complex64
+            Conjugate shift phases at the samples (:func:`_shift_phases`).
+        ref_chunk : int
+            The most references :meth:`best` will be called with.
+
+        Returns
+        -------
+        object
+            The state :meth:`best` takes; row ``(i M + m) S + s``.
+        """
+        xp = self.xp
+        ni, n_mirror, n_rings, n_angles = samples.shape
+        # conj(fft(x) / L) = ifft(conj(x)): conjugate, normalise and shift in
+        # the angle domain, one inverse FFT, one transposing copy. Harmonics
+        # beyond a ring's cut-off meet zeros in ``b_w``.
+        unit = xp.conj(samples) / norm[:, None, None, None]
+        shifted = self.scratch.get(
+            "shifted",
+            (ni, n_mirror, phase_conj.shape[0], n_rings, n_angles),
+            xp.complex64,
+        )
+        xp.multiply(
+            unit[:, :, None, :, :], phase_conj[None, None, :, :, :], out=shifted
+        )
+        a = _ifft_temporary(self.fft, shifted.reshape(-1, n_rings, n_angles))
+        return self.rows(a[..., : self.grid.n_harmonics], ref_chunk)
+
     def rows(self, a: Any, ref_chunk: int) -> Any:
         """Prepare an image chunk's harmonics for :meth:`best`.
 
@@ -718,8 +756,7 @@ def search_polar(
     n_shift = len(shifts)
     mirrors = (False, True) if params.mirror else (False,)
     n_mirror = len(mirrors)
-    n_harm, n_psi = grid.n_harmonics, grid.n_psi
-    n_rings = len(grid.radii)
+    n_psi = grid.n_psi
     ring_w = xp.asarray(grid.weights.astype(np.float32))
 
     fourier = [m for m in metrics if hasattr(m, "fourier_weight")]
@@ -780,26 +817,14 @@ def search_polar(
         ),
     )
     psi_step = 2.0 * np.pi / n_psi
-    scratch = ThreadScratch(xp)
 
     def image_task(i0: int) -> None:
         """Score images ``i0 : i0 + img_chunk`` against every reference."""
         i1 = min(n_img, i0 + img_chunk)
         ni = i1 - i0
-        rows = ni * rows_per_image
-        # conj(fft(x) / L) = ifft(conj(x)): conjugate, normalise and shift in
-        # the angle domain, one inverse FFT, one transposing copy. Harmonics
-        # beyond a ring's cut-off meet zeros in ``b_w``.
-        unit = xp.conj(samples[i0:i1]) / img_norm[i0:i1][:, None, None, None]
-        shifted = scratch.get(
-            "shifted", (ni, n_mirror, n_shift, n_rings, grid.n_angles), xp.complex64
+        state = evaluator.image_rows(
+            samples[i0:i1], img_norm[i0:i1], phase_conj, ref_chunk
         )
-        xp.multiply(
-            unit[:, :, None, :, :], phase_conj[None, None, :, :, :], out=shifted
-        )
-        a = _ifft_temporary(fft, shifted.reshape(rows, n_rings, grid.n_angles))
-        del shifted
-        state = evaluator.rows(a[..., :n_harm], ref_chunk)
         for j0 in range(0, n_ref, ref_chunk):
             j1 = min(n_ref, j0 + ref_chunk)
             nj = j1 - j0

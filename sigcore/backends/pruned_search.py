@@ -31,6 +31,7 @@ import numpy as np
 
 from sigcore.alignment import SearchParams
 from sigcore.backends import _numba_kernels as kernels
+from sigcore.backends._numba_rows import phase_planes, row_harmonics, row_tables
 from sigcore.backends.polar import PolarGrid, RingSearch, polar_grid
 
 __all__ = [
@@ -94,12 +95,50 @@ class PrunedRingSearch(RingSearch):
                 ),
                 np.ascontiguousarray(self.ref_norms.T),
             )
+        # The image rows' harmonics as real products (_numba_rows), and the
+        # shift phases' half-circle planes (set on the first chunk).
+        self.tables = row_tables(grid.n_angles, tuple(self.ring_end.tolist()))
+        self._phase: tuple[Any, list[tuple[Any, Any]]] | None = None
         # c_low (complex64) and the bound (float32) per column, largest level.
         self.bytes_per_column = self.levels[-1] * 8 + 4
         # Set once a chunk had to complete more than FALLBACK_FRACTION of its
         # columns (images without a strong rotational average): the rest of
         # the search then forms every product, which is cheaper there.
         self.exhaustive = False
+
+    def image_rows(
+        self, samples: Any, norm: Any, phase_conj: Any, ref_chunk: int
+    ) -> _Rows:
+        """As :meth:`RingSearch.image_rows`, the harmonics as real products.
+
+        Each ring's kept harmonics come from two real GEMMs of its half-circle
+        samples (:mod:`sigcore.backends._numba_rows`), written straight into
+        the packed planes, the dense harmonics and the third tier's planes.
+        Once the search has fallen back to every product, the FFT path.
+        """
+        if self.exhaustive:
+            return super().image_rows(samples, norm, phase_conj, ref_chunk)
+        if self._phase is None or self._phase[0] is not phase_conj:
+            self._phase = (phase_conj, phase_planes(phase_conj, self.tables))
+        n_dense = self.levels[self.level]
+        mid = None
+        if n_dense == _MID and self.mid_b is not None:
+            mid = (self.mid_ring, _MID, _MID)
+        rows = samples.shape[0] * samples.shape[1] * phase_conj.shape[0]
+        buffer = self.scratch.get(
+            "shifted", (rows * self.tables.scratch_per_row,), np.float32
+        )
+        h = row_harmonics(
+            samples,
+            1.0 / np.asarray(norm, dtype=np.float32),
+            self._phase[1],
+            self.tables,
+            self.grid.n_harmonics,
+            n_dense,
+            mid,
+            buffer,
+        )
+        return self._state(h.a_re, h.a_im, h.norm2, h.low, h.mid, None, ref_chunk)
 
     def rows(self, a: Any, ref_chunk: int) -> _Rows:
         """Pack an image chunk's harmonics (rows, R, K) into real planes.
@@ -110,17 +149,34 @@ class PrunedRingSearch(RingSearch):
         n_dense = self.levels[self.level]
         low = np.ascontiguousarray(np.transpose(a[:, :, :n_dense], (2, 0, 1)))
         a_re, a_im, _, norm2 = kernels.pack_rings(a, self.ring_end)
-        tail = 2.0 * np.sqrt(norm2[:, n_dense:])  # m_k = 2
         mid = None
         if n_dense == _MID and self.mid_b is not None:
-            b_re, b_im, ref_norms = self.mid_b
             a_mid = np.transpose(a[:, self.mid_ring :, _MID : 2 * _MID], (0, 2, 1))
-            mid = (*_planes(a_mid), b_re, b_im, tail, ref_norms)
+            mid = _planes(a_mid)
+        return self._state(a_re, a_im, norm2, low, mid, a, ref_chunk)
+
+    def _state(
+        self,
+        a_re: Any,
+        a_im: Any,
+        norm2: Any,
+        low: Any,
+        mid: tuple[Any, Any] | None,
+        a: Any,
+        ref_chunk: int,
+    ) -> _Rows:
+        """Bundle a chunk's row factors with the bounds' and a work buffer."""
+        n_dense = low.shape[0]
+        tail = 2.0 * np.sqrt(norm2[:, n_dense:])  # m_k = 2
+        third = None
+        if mid is not None:
+            b_re, b_im, ref_norms = self.mid_b
+            third = (*mid, b_re, b_im, tail, ref_norms)
         work = self.scratch.get(
-            "c_low", (n_dense * a.shape[0] * ref_chunk,), np.complex64
+            "c_low", (n_dense * a_re.shape[0] * ref_chunk,), np.complex64
         )
         planes = (a_re, a_im, self.b_re, self.b_im)
-        return _Rows(a, low, planes, tail, work, mid)
+        return _Rows(a, low, planes, tail, work, third)
 
     def best(self, state: _Rows, j0: int, j1: int, ni: int, rpi: int) -> Any:
         """As :meth:`RingSearch.best`, forming few products (module notes)."""
@@ -163,6 +219,8 @@ class PrunedRingSearch(RingSearch):
     def _exhaustive(self, state: _Rows, j0: int, j1: int, ni: int, rpi: int) -> Any:
         """:meth:`RingSearch.best` over sub-chunks of references, same outputs."""
         if state.dense is None:
+            if state.a is None:  # the rows came as packed planes
+                state.a = _unpacked(state.planes[:2], self.offsets, self.grid)
             state.dense = super().rows(state.a, 1)
         a_t = state.dense[0]
         rows = a_t.shape[1]
@@ -204,13 +262,24 @@ class PrunedRingSearch(RingSearch):
 class _Rows:
     """An image chunk's prepared harmonics (see :meth:`PrunedRingSearch.rows`)."""
 
-    a: Any  # (rows, R, K) complex64 view, as search_polar passes it
+    a: Any  # (rows, R, K) complex64 (FFT path) or None (packed planes only)
     low: Any  # (L, rows, R) complex64: the dense harmonics (L: the level)
     planes: tuple[Any, Any, Any, Any]  # packed a_re, a_im, b_re, b_im
     tail: Any  # (rows, K - L) float32: m_k ||a_k||
     work: Any  # c_low buffer
     mid: Any  # third-tier factors (kernels.pruned_best's ``mid``) or None
     dense: Any = None  # RingSearch.rows state, made on the first fallback
+
+
+def _unpacked(planes: tuple[Any, Any], offsets: Any, grid: PolarGrid) -> Any:
+    """Packed planes -> harmonics (rows, R, K), zero beyond each ring's cut-off."""
+    a_re, a_im = planes
+    a = np.zeros((a_re.shape[0], len(grid.radii), grid.n_harmonics), np.complex64)
+    for r in range(len(grid.radii)):
+        count = offsets[r + 1] - offsets[r]
+        a[:, r, :count] = a_re[:, offsets[r] : offsets[r + 1]]
+        a[:, r, :count] += 1j * a_im[:, offsets[r] : offsets[r + 1]]
+    return a
 
 
 def _planes(z: Any) -> tuple[Any, Any]:
