@@ -314,8 +314,6 @@ def pruned_flops(
     params: SearchParams,
     completed: int,
     third_tier: int = 0,
-    transformed: int | None = None,
-    bounded: int = 0,
     n_dense: int = DENSE_LEVELS[0],
 ) -> dict[str, float]:
     """Floating-point operations :class:`PrunedRingSearch` performs in a search.
@@ -330,15 +328,10 @@ def pruned_flops(
         Image size.
     params : SearchParams
     completed : int
-        (row, reference) columns completed (measured; it depends on the
-        data).
+        (row, reference) columns completed and transformed (measured; it
+        depends on the data).
     third_tier : int
         Columns the third-tier bound examined (measured).
-    transformed : int or None
-        Completed columns inverse-transformed over psi (measured); all of
-        them by default.
-    bounded : int
-        Completed columns checked against their floor before the transform.
     n_dense : int
         Harmonics formed densely (the level the search ran at).
 
@@ -348,10 +341,9 @@ def pruned_flops(
         ``dense`` (8 flops per complex multiply-add of the first harmonics'
         products), ``tail`` (the real product of the Cauchy-Schwarz norms),
         ``completion`` (the other harmonics of the completed columns),
-        ``irfft`` (``2.5 P log2 P`` per transformed column), ``third_tier``
+        ``irfft`` (``2.5 P log2 P`` per completed column), ``third_tier``
         (harmonics 8..15 formed and 16 harmonics on 64 psi samples per
-        examined column), ``completed_bound`` (16 harmonics on 64 psi samples
-        per bounded column) and ``total``. The other bound bookkeeping
+        examined column) and ``total``. The other bound bookkeeping
         (comparisons, the second-tier psi grid) is not counted.
     """
     grid = polar_grid(n, params)
@@ -359,15 +351,12 @@ def pruned_flops(
     ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics)
     high_terms = float(np.maximum(ring_end - n_dense, 0).sum())
     mid_terms = float(_MID * np.count_nonzero(ring_end >= 2 * _MID))
-    transformed = completed if transformed is None else transformed
-    grid_flops = 2.0 * 2 * _MID * 64  # 16 harmonics on 64 samples
     out = {
         "dense": 8.0 * n_rows * n_refs * n_dense * len(grid.radii),
         "tail": 2.0 * n_rows * n_refs * (grid.n_harmonics - n_dense),
         "completion": 8.0 * completed * high_terms,
-        "irfft": 2.5 * grid.n_psi * math.log2(grid.n_psi) * transformed,
-        "third_tier": third_tier * (8.0 * mid_terms + grid_flops),
-        "completed_bound": bounded * grid_flops,
+        "irfft": 2.5 * grid.n_psi * math.log2(grid.n_psi) * completed,
+        "third_tier": third_tier * (8.0 * mid_terms + 2.0 * 2 * _MID * 64),
     }
     out["total"] = sum(out.values())
     return out
