@@ -217,7 +217,6 @@ def _still_open(
 
 
 _MID_SAMPLES = 64  # psi samples of its grid
-_MID_HARMONICS = 16  # harmonics on that grid (with those of the second tier)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -531,11 +530,9 @@ def pruned_best(
     # (1.7% of rows evaluated in all instead of 4.5% in one round; 1.2% with
     # the third tier below).
     first, rest = _split_candidates(pair, tier, ni * nj)
-    # Completed candidates are transformed only where their exact bound still
-    # reaches the floor (about half of them are not).
     found = _complete_max(
         args, (pair[first] // nj) * rows_per_image + row[first], pair[first] % nj,
-        j0, n_psi, irfft, _floors(lead_val, pair[first], scale),
+        j0, n_psi, irfft,
     )  # fmt: skip
     floor_val = lead_val.copy()
     np.maximum.at(floor_val, pair[first], found[3])
@@ -543,16 +540,17 @@ def pruned_best(
     if mid is not None and len(rest):
         # Third tier for the second round (most of it cannot win): harmonics
         # 8..15 formed, 16 harmonics on a finer psi grid.
+        floors = floor_val[pair[rest]] * scale
+        floors -= 1e-5 * np.abs(floors) + 1e-12
         rows3 = (pair[rest] // nj) * rows_per_image + row[rest]
         rest = rest[
             _third_tier(
-                c_low, *mid, rows3, pair[rest] % nj, j0,
-                _floors(floor_val, pair[rest], scale),
+                c_low, *mid, rows3, pair[rest] % nj, j0, floors.astype(np.float32)
             )
-        ]  # fmt: skip
+        ]
     more = _complete_max(
         args, (pair[rest] // nj) * rows_per_image + row[rest], pair[rest] % nj,
-        j0, n_psi, irfft, _floors(floor_val, pair[rest], scale),
+        j0, n_psi, irfft,
     )  # fmt: skip
     order = np.concatenate([first, rest])
     pair, row = pair[order], row[order]
@@ -572,80 +570,17 @@ def pruned_best(
     return which, m0, around, coef, completed
 
 
-def _floors(values: Any, pairs: Any, scale: float) -> Any:
-    """The listed pairs' best values so far, times ``P``, less the margin."""
-    floors = values[pairs] * scale
-    floors -= 1e-5 * np.abs(floors) + 1e-12
-    return floors.astype(np.float32)
-
-
 def _complete_max(
-    args: tuple[Any, ...],
-    rows: Any,
-    cols: Any,
-    j0: int,
-    n_psi: int,
-    irfft: Any,
-    floors: Any = None,
+    args: tuple[Any, ...], rows: Any, cols: Any, j0: int, n_psi: int, irfft: Any
 ) -> tuple[Any, Any, Any, Any]:
-    """Complete the listed columns, transform them, take each one's max.
-
-    With ``floors``, a completed column whose exact bound
-    (:func:`_completed_bound`) stays below its floor is not transformed: it
-    cannot win its pair, and gets the value ``-inf``.
-    """
+    """Complete the listed columns, transform them, take each one's max."""
     coef = np.zeros((rows.shape[0], n_psi // 2 + 1), dtype=np.complex64)
     _complete(*args, rows, cols, j0, coef)
-    arg = np.zeros(coef.shape[0], dtype=np.int64)
-    val = np.full(coef.shape[0], -np.inf, dtype=np.float32)
-    if floors is None:
-        c = irfft(coef, n=n_psi, axis=-1)
-        _row_max(c, arg, val)
-        return coef, c, arg, val
-    keep = np.flatnonzero(_completed_bound(coef) >= floors)
-    c = np.empty((coef.shape[0], n_psi), dtype=np.float32)
-    if len(keep):
-        c[keep] = irfft(coef[keep], n=n_psi, axis=-1)
-        arg_kept = np.empty(len(keep), dtype=np.int64)
-        val_kept = np.empty(len(keep), dtype=np.float32)
-        _row_max(c[keep], arg_kept, val_kept)
-        arg[keep] = arg_kept
-        val[keep] = val_kept
+    c = irfft(coef, n=n_psi, axis=-1)
+    arg = np.empty(c.shape[0], dtype=np.int64)
+    val = np.empty(c.shape[0], dtype=np.float32)
+    _row_max(c, arg, val)
     return coef, c, arg, val
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _completed_bound(coef: Any) -> Any:  # pragma: no cover
-    """Upper bound of each completed column's maximum over psi (times ``P``).
-
-    From its exact harmonics: the first 16 summed on 64 psi samples plus
-    their curvature slack (as :func:`_third_tier`), plus ``m_k |C_k|`` of the
-    others. About a tenth of the inverse FFT it can save.
-    """
-    n, n_harm = coef.shape
-    n_grid = min(_MID_HARMONICS, n_harm)
-    step = 2.0 * np.pi / _MID_SAMPLES
-    slack = np.float32(step * step / 8.0)
-    z_re = np.empty((n_grid, n), dtype=np.float32)
-    z_im = np.empty((n_grid, n), dtype=np.float32)
-    extra = np.zeros(n, dtype=np.float32)
-    for q in range(n):
-        total = np.float32(0.0)
-        for k in range(n_harm):
-            z = coef[q, k]
-            m = np.float32(1.0 if k == 0 else 2.0)
-            a = m * np.sqrt(z.real * z.real + z.imag * z.imag)
-            if k < n_grid:
-                z_re[k, q] = z.real
-                z_im[k, q] = z.imag
-                total += a * np.float32(k * k) * slack
-            else:
-                total += a
-        extra[q] = total
-    best = np.empty(n, dtype=np.float32)
-    cos_t, sin_t = _psi_table(n_grid, _MID_SAMPLES)
-    _grid_max(z_re, z_im, cos_t, sin_t, n, np.empty(n, dtype=np.float32), best)
-    return best + extra
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)

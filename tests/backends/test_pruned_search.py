@@ -209,30 +209,3 @@ def test_third_tier_bounds_the_maximum_over_psi():
         c_low, *state.mid, row_idx, col_idx, 0, out_of_reach.astype(np.float32)
     )
     assert not keep.any()
-
-
-def test_completed_bound_bounds_the_maximum_over_psi():
-    """The exact-harmonic bound that spares inverse FFTs is never below a
-    column's maximum over psi, and within the sum of the magnitudes."""
-    from sigcore.backends._numba_kernels import _completed_bound
-
-    grid = polar_grid(32, SearchParams(max_frequency=0.5))
-    rng = np.random.default_rng(21)
-    n, k = 200, grid.n_harmonics
-    coef = (rng.standard_normal((n, k)) + 1j * rng.standard_normal((n, k))) / (
-        1.0 + np.arange(k)
-    )
-    coef[:, 0] += rng.uniform(-3.0, 3.0, n)
-    padded = np.zeros((n, grid.n_psi // 2 + 1), np.complex64)
-    padded[:, :k] = coef
-    mult = np.where(np.arange(k) == 0, 1.0, 2.0)
-    psi = np.linspace(0.0, 2.0 * np.pi, 8192, endpoint=False)
-    curve = ((coef * mult) @ np.exp(1j * np.outer(np.arange(k), psi))).real
-    bound = _completed_bound(padded)
-    top = curve.max(axis=1)
-    assert np.all(bound >= top - 1e-5 * np.abs(top) - 1e-6)
-    assert np.all(bound <= 1.3 * (np.abs(coef) * mult).sum(axis=1) + 1e-6)
-    # Exact for a rotational average alone (no slack, no tail).
-    dominant = np.zeros((1, grid.n_psi // 2 + 1), np.complex64)
-    dominant[0, 0] = 5.0
-    assert _completed_bound(dominant)[0] == pytest.approx(5.0, rel=1e-6)
