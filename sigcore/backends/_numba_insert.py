@@ -38,7 +38,9 @@ def _kernels() -> tuple[Any, Any]:
     """Compile (or load from numba's cache) the insertion and reduction kernels."""
     import numba
 
-    @numba.njit(cache=True, parallel=True)
+    # fastmath "contract" only (fused multiply-adds; no reassociation, NaN or
+    # infinity assumptions): 13% faster, sums equal to 2e-7 of the maximum.
+    @numba.njit(cache=True, parallel=True, fastmath={"contract"})
     def insert(
         spectra: Any,
         slot: Any,

@@ -34,7 +34,9 @@ def _gather_kernel() -> Any:
     """Compile (or load from numba's cache) the slice-extraction kernel."""
     import numba
 
-    @numba.njit(cache=True, parallel=True)
+    # fastmath "contract" only: fused multiply-adds (about 10% faster, equal
+    # to 1.4e-7 of the maximum), no reassociation or NaN assumptions.
+    @numba.njit(cache=True, parallel=True, fastmath={"contract"})
     def gather(
         spectrum: Any,
         planes: Any,
