@@ -21,7 +21,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
-from sigcore.backends.projector import finish_reconstruction, insertion_plan
+from sigcore.backends.projector import corrected_volume, insertion_plan
 
 if TYPE_CHECKING:
     from sigcore.imageset import PoseTable
@@ -137,16 +137,61 @@ def _kernels() -> tuple[Any, Any]:
                                     grid[vzy + cx, 1] += vim * tri
                                     grid[vzy + cx, 2] += wr * tri
 
-    @numba.njit(cache=True, parallel=True)
-    def reduce(grids: Any, out: Any) -> None:  # pragma: no cover - compiled
-        for v in numba.prange(grids.shape[1]):
-            for j in range(3):
-                acc = 0.0
-                for c in range(grids.shape[0]):
-                    acc += grids[c, v, j]
-                out[j, v] = acc
+    @numba.njit(cache=True)
+    def folded(grids: Any, ext: int, at: Any, z: int, y: int, x: int, j: int) -> float:
+        # Sum over the threads' grids of channel j at the centred positions
+        # at[z], at[y], at[x] (one or two per axis; -1: none).
+        acc = 0.0
+        for a in range(2):
+            iz = at[z, a]
+            if iz < 0:
+                continue
+            for b in range(2):
+                iy = at[y, b]
+                if iy < 0:
+                    continue
+                for c in range(2):
+                    ix = at[x, c]
+                    if ix < 0:
+                        continue
+                    v = (iz * ext + iy) * ext + ix
+                    for t in range(grids.shape[0]):
+                        acc += grids[t, v, j]
+        return acc
 
-    return insert, reduce
+    @numba.njit(cache=True, parallel=True)
+    def hermitian_half(
+        grids: Any, size: int, at: Any, mirror: Any, num: Any, den: Any, sampled: Any
+    ) -> None:  # pragma: no cover - compiled
+        # Full grid = the half-plane insertions plus their Hermitian mirror
+        # (frequency -f, imaginary part negated); ``at``/``mirror`` give the
+        # centred positions of each FFT-order index and of its negative (two
+        # for -size/2, which also sits on the margin plane). Written for
+        # kx >= 0 (the irfftn layout); ``sampled[z]`` gets the sum and count
+        # of the full grid's positive weights in plane z.
+        half = size // 2
+        ext = size + 1
+        for z in numba.prange(size):
+            total = 0.0
+            count = 0.0
+            for y in range(size):
+                for x in range(size):
+                    w = folded(grids, ext, at, z, y, x, 2)
+                    w += folded(grids, ext, mirror, z, y, x, 2)
+                    if w > 0:
+                        total += w
+                        count += 1.0
+                    if x <= half:
+                        re = folded(grids, ext, at, z, y, x, 0)
+                        re += folded(grids, ext, mirror, z, y, x, 0)
+                        im = folded(grids, ext, at, z, y, x, 1)
+                        im -= folded(grids, ext, mirror, z, y, x, 1)
+                        num[z, y, x] = re + 1j * im
+                        den[z, y, x] = w
+            sampled[z, 0] = total
+            sampled[z, 1] = count
+
+    return insert, hermitian_half
 
 
 def _plane_order(rotations: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -163,35 +208,20 @@ def _plane_order(rotations: NDArray[np.float64]) -> NDArray[np.int64]:
     return np.lexsort((np.round(rot, 3), np.round(tilt, 3)))
 
 
-def _mirror_and_fold(centred: NDArray[np.float64], size: int) -> NDArray[np.float64]:
-    """Centred sums (3, ext, ext, ext) -> Hermitian-complete grids in FFT order.
+def _centred_positions(size: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Centred-grid positions of each FFT-order frequency and of its negative.
 
-    On the centred grid with its margin plane, frequency ``-k`` sits at the
-    index reversed through the centre, so the Hermitian mirror of the
-    half-plane insertions is the reversed array (imaginary part negated).
-    The margin plane (centred index ``size``, frequency ``+size / 2``) is
-    then the periodic image of index 0 (``-size / 2``): added onto it, axis by
-    axis. Returns (3, size, size, size): real and imaginary numerator and the
-    weights, FFT order.
+    The partial grids hold frequency ``f`` at ``f + size / 2`` and have one
+    margin plane (``+size / 2``, position ``size``), the periodic image of
+    ``-size / 2``: that frequency reads both. Returns two (size, 2) arrays,
+    ``-1`` where there is no second position.
     """
-    reverse = (
-        slice(None),
-        slice(None, None, -1),
-        slice(None, None, -1),
-        slice(None, None, -1),
-    )
-    mirror = centred[reverse]
-    centred[0] += mirror[0]
-    centred[2] += mirror[2]
-    centred[1] -= mirror[1]
-    for axis in (1, 2, 3):
-        first = [slice(None)] * 4
-        last = [slice(None)] * 4
-        first[axis] = 0
-        last[axis] = size
-        centred[tuple(first)] += centred[tuple(last)]
-    inner = centred[:, :size, :size, :size]
-    return np.fft.ifftshift(inner, axes=(1, 2, 3))
+    half = size // 2
+    f = np.fft.fftfreq(size, 1.0 / size).astype(np.int64)
+    edge = f == -half
+    at = np.stack([f + half, np.where(edge, size, -1)], axis=1)
+    mirror = np.stack([np.where(edge, 0, half - f), np.where(edge, size, -1)], axis=1)
+    return at, mirror
 
 
 def _thread_count() -> int:
@@ -279,16 +309,15 @@ def reconstruct_numba(
     rows = len(poses)
     voxels = (size + 1) ** 3
     chunks = max(1, min(_thread_count(), rows, _PARTIAL_GRID_BYTES // (12 * voxels)))
-    sums = np.zeros((3, voxels), dtype=np.float64)
+    insert, hermitian_half = _kernels()
+    grids = np.zeros((chunks, voxels, 3), dtype=np.float32)
     if rows:
-        insert, reduce = _kernels()
         order = _plane_order(poses.rotations)
         rotations = poses.rotations[order]
         planes = np.ascontiguousarray(
             (rotations[:, None] @ ops[None])[:, :, :2, :], dtype=np.float32
         )
         bounds = np.linspace(0, rows, chunks + 1).round().astype(np.int64)
-        grids = np.zeros((chunks, voxels, 3), dtype=np.float32)
         insert(
             spectra,
             np.ascontiguousarray(slot[poses.image_index[order]]),
@@ -304,22 +333,18 @@ def reconstruct_numba(
             bounds,
             grids,
         )
-        reduce(grids, sums)
-        del grids
-
-    sums = _mirror_and_fold(sums.reshape(3, size + 1, size + 1, size + 1), size)
-    num = sums[0] + 1j * sums[1]
-    den = np.ascontiguousarray(sums[2])
-    del sums
-    return finish_reconstruction(
-        num,
-        den,
-        plan,
-        regularizer=regularizer,
-        xp=np,
-        ifftn=functools.partial(scipy.fft.ifftn, workers=_thread_count()),
-        mirrored=True,
-    )
+    shape = (size, size, size // 2 + 1)
+    num = np.empty(shape, dtype=np.complex128)
+    den = np.empty(shape, dtype=np.float64)
+    sampled = np.empty((size, 2), dtype=np.float64)
+    at, mirror = _centred_positions(size)
+    hermitian_half(grids, size, at, mirror, num, den, sampled)
+    del grids
+    total, count = sampled.sum(axis=0)
+    floor = regularizer * (total / count if count else 1.0)
+    num /= np.maximum(den, floor)
+    full = scipy.fft.irfftn(num, s=(size, size, size), workers=_thread_count())
+    return corrected_volume(np.fft.fftshift(full), plan, np)
 
 
 def warm_up() -> None:

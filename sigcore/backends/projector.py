@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "InsertionPlan",
     "ProjectionPlan",
+    "corrected_volume",
     "finish_reconstruction",
     "insertion_plan",
     "project",
@@ -415,8 +416,6 @@ def finish_reconstruction(
     *,
     regularizer: float,
     xp: Any,
-    ifftn: Callable[[Any], Any] | None = None,
-    mirrored: bool = False,
 ) -> Any:
     """Hermitian mirror, regularised division, inverse FFT, crop, gridding correction.
 
@@ -430,30 +429,39 @@ def finish_reconstruction(
     regularizer : float
         See :func:`reconstruct`.
     xp : module
-    ifftn : callable or None
-        3D inverse FFT; ``xp.fft.ifftn`` by default (the ``cpu`` backend
-        passes a multi-threaded ``scipy.fft.ifftn``).
-    mirrored : bool
-        ``num`` and ``den`` already hold the Hermitian mirror (the ``cpu``
-        backend adds it on its centred grids).
 
     Returns
     -------
     Array, shape (n, n, n), float32
     """
-    ifftn = xp.fft.ifftn if ifftn is None else ifftn
-    n, size, offset = plan.n, plan.size, plan.offset
-    if not mirrored:
-        axes = (0, 1, 2)
-        num += xp.roll(xp.flip(num, axis=axes), 1, axis=axes).conj()
-        den += xp.roll(xp.flip(den, axis=axes), 1, axis=axes)
+    axes = (0, 1, 2)
+    num += xp.roll(xp.flip(num, axis=axes), 1, axis=axes).conj()
+    den += xp.roll(xp.flip(den, axis=axes), 1, axis=axes)
     sampled = den > 0
     floor = regularizer * (float(den[sampled].mean()) if bool(sampled.any()) else 1.0)
     grid = num / xp.maximum(den, floor)
     del num, den
-    volume = xp.fft.fftshift(ifftn(grid).real)
-    volume = volume[offset : offset + n, offset : offset + n, offset : offset + n]
-    return (volume / _sinc2_correction(n, size, xp)).astype(xp.float32)
+    return corrected_volume(xp.fft.fftshift(xp.fft.ifftn(grid).real), plan, xp)
+
+
+def corrected_volume(padded: Any, plan: InsertionPlan, xp: Any) -> Any:
+    """Crop the centred padded volume to the box, undo the gridding (sinc²).
+
+    Parameters
+    ----------
+    padded : Array, shape (size, size, size), real
+        The inverse transform of the reconstructed grid, centre at
+        ``size // 2``.
+    plan : InsertionPlan
+    xp : module
+
+    Returns
+    -------
+    Array, shape (n, n, n), float32
+    """
+    n, offset = plan.n, plan.offset
+    volume = padded[offset : offset + n, offset : offset + n, offset : offset + n]
+    return (volume / _sinc2_correction(n, plan.size, xp)).astype(xp.float32)
 
 
 def reconstruct(
