@@ -345,6 +345,8 @@ def _complete(
         ref = j0 + col
         for k in range(n_low):
             out[q, k] = c_low[k, row, col]
+        for k in range(n_low + max(n_high, 0), out.shape[1]):  # beyond the band
+            out[q, k] = 0
         if n_high <= 0:
             continue
         _ring_dot(
@@ -574,8 +576,8 @@ def _complete_max(
     args: tuple[Any, ...], rows: Any, cols: Any, j0: int, n_psi: int, irfft: Any
 ) -> tuple[Any, Any, Any, Any]:
     """Complete the listed columns, transform them, take each one's max."""
-    coef = np.zeros((rows.shape[0], n_psi // 2 + 1), dtype=np.complex64)
-    _complete(*args, rows, cols, j0, coef)
+    coef = np.empty((rows.shape[0], n_psi // 2 + 1), dtype=np.complex64)
+    _complete(*args, rows, cols, j0, coef)  # writes every column
     c = irfft(coef, n=n_psi, axis=-1)
     arg = np.empty(c.shape[0], dtype=np.int64)
     val = np.empty(c.shape[0], dtype=np.float32)
