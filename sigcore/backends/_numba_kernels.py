@@ -89,6 +89,9 @@ def _psi_table(n_harm: int, n_samples: int) -> tuple[Any, Any]:  # pragma: no co
     return cos_t, sin_t
 
 
+_GRID_BLOCK = 256  # columns per block of the psi grid (their factors stay in L1)
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _grid_max(
     z_re: Any, z_im: Any, cos_t: Any, sin_t: Any, n: int, values: Any, best: Any
@@ -96,20 +99,221 @@ def _grid_max(
     """``best[q]``: the harmonic sum's maximum on the table's psi samples, q < n.
 
     ``z_re[k, q], z_im[k, q]`` hold column q's first harmonics; evaluated
-    across the columns (contiguous, vectorised).
+    across the columns (contiguous, vectorised) in blocks of
+    :data:`_GRID_BLOCK`. The 8- and 16-harmonic sums of the second and third
+    tiers are written out (one pass per sample, 4-6x faster than a pass per
+    harmonic); other counts take the general loop.
     """
-    best[:n] = -np.inf
+    n_harm, n_samples = cos_t.shape
+    block_re = np.empty((n_harm, _GRID_BLOCK), dtype=np.float32)
+    block_im = np.empty((n_harm, _GRID_BLOCK), dtype=np.float32)
+    block_best = np.empty(_GRID_BLOCK, dtype=np.float32)
+    fast = n_harm == 8 or n_harm == 16
+    if fast and n <= _GRID_BLOCK:  # one block, rows contiguous from 0
+        if n_harm == 8:
+            _grid_max8(z_re, z_im, cos_t, sin_t, n, best)
+        else:
+            _grid_max16(z_re, z_im, cos_t, sin_t, n, best)
+        return
+    for q0 in range(0, n, _GRID_BLOCK):
+        nb = min(_GRID_BLOCK, n - q0)
+        if fast:
+            for k in range(n_harm):
+                for t in range(nb):
+                    block_re[k, t] = z_re[k, q0 + t]
+                    block_im[k, t] = z_im[k, q0 + t]
+            if n_harm == 8:
+                _grid_max8(block_re, block_im, cos_t, sin_t, nb, block_best)
+            else:
+                _grid_max16(block_re, block_im, cos_t, sin_t, nb, block_best)
+            for t in range(nb):
+                best[q0 + t] = block_best[t]
+            continue
+        q1 = q0 + nb
+        for q in range(q0, q1):
+            best[q] = -np.inf
+        for p in range(n_samples):
+            for q in range(q0, q1):
+                values[q] = 0.0
+            for k in range(n_harm):
+                ck = cos_t[k, p]
+                sk = sin_t[k, p]
+                for q in range(q0, q1):
+                    values[q] += z_re[k, q] * ck - z_im[k, q] * sk
+            for q in range(q0, q1):
+                best[q] = max(best[q], values[q])
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _grid_max8(
+    z_re: Any, z_im: Any, cos_t: Any, sin_t: Any, n: int, best: Any
+) -> None:  # pragma: no cover
+    """``best[q]``: max over the samples of ``sum_{k < 8} Re(z_k e^{i k psi})``."""
+    r0 = z_re[0]
+    i0 = z_im[0]
+    r1 = z_re[1]
+    i1 = z_im[1]
+    r2 = z_re[2]
+    i2 = z_im[2]
+    r3 = z_re[3]
+    i3 = z_im[3]
+    r4 = z_re[4]
+    i4 = z_im[4]
+    r5 = z_re[5]
+    i5 = z_im[5]
+    r6 = z_re[6]
+    i6 = z_im[6]
+    r7 = z_re[7]
+    i7 = z_im[7]
+    for q in range(n):
+        best[q] = -np.inf
     for p in range(cos_t.shape[1]):
-        values[:n] = 0.0
-        for k in range(cos_t.shape[0]):
-            ck = cos_t[k, p]
-            sk = sin_t[k, p]
-            zr = z_re[k]
-            zi = z_im[k]
-            for q in range(n):
-                values[q] += zr[q] * ck - zi[q] * sk
-        for q in range(n):
-            best[q] = max(best[q], values[q])
+        c0 = cos_t[0, p]
+        s0 = sin_t[0, p]
+        c1 = cos_t[1, p]
+        s1 = sin_t[1, p]
+        c2 = cos_t[2, p]
+        s2 = sin_t[2, p]
+        c3 = cos_t[3, p]
+        s3 = sin_t[3, p]
+        c4 = cos_t[4, p]
+        s4 = sin_t[4, p]
+        c5 = cos_t[5, p]
+        s5 = sin_t[5, p]
+        c6 = cos_t[6, p]
+        s6 = sin_t[6, p]
+        c7 = cos_t[7, p]
+        s7 = sin_t[7, p]
+        for q in range(n):  # from 0: no index wrap-around test, vectorised
+            v = (
+                r0[q] * c0
+                - i0[q] * s0
+                + r1[q] * c1
+                - i1[q] * s1
+                + r2[q] * c2
+                - i2[q] * s2
+                + r3[q] * c3
+                - i3[q] * s3
+                + r4[q] * c4
+                - i4[q] * s4
+                + r5[q] * c5
+                - i5[q] * s5
+                + r6[q] * c6
+                - i6[q] * s6
+                + r7[q] * c7
+                - i7[q] * s7
+            )
+            best[q] = max(best[q], v)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _grid_max16(
+    z_re: Any, z_im: Any, cos_t: Any, sin_t: Any, n: int, best: Any
+) -> None:  # pragma: no cover
+    """``best[q]``: max over the samples of ``sum_{k < 16} Re(z_k e^{i k psi})``."""
+    r0 = z_re[0]
+    i0 = z_im[0]
+    r1 = z_re[1]
+    i1 = z_im[1]
+    r2 = z_re[2]
+    i2 = z_im[2]
+    r3 = z_re[3]
+    i3 = z_im[3]
+    r4 = z_re[4]
+    i4 = z_im[4]
+    r5 = z_re[5]
+    i5 = z_im[5]
+    r6 = z_re[6]
+    i6 = z_im[6]
+    r7 = z_re[7]
+    i7 = z_im[7]
+    r8 = z_re[8]
+    i8 = z_im[8]
+    r9 = z_re[9]
+    i9 = z_im[9]
+    r10 = z_re[10]
+    i10 = z_im[10]
+    r11 = z_re[11]
+    i11 = z_im[11]
+    r12 = z_re[12]
+    i12 = z_im[12]
+    r13 = z_re[13]
+    i13 = z_im[13]
+    r14 = z_re[14]
+    i14 = z_im[14]
+    r15 = z_re[15]
+    i15 = z_im[15]
+    for q in range(n):
+        best[q] = -np.inf
+    for p in range(cos_t.shape[1]):
+        c0 = cos_t[0, p]
+        s0 = sin_t[0, p]
+        c1 = cos_t[1, p]
+        s1 = sin_t[1, p]
+        c2 = cos_t[2, p]
+        s2 = sin_t[2, p]
+        c3 = cos_t[3, p]
+        s3 = sin_t[3, p]
+        c4 = cos_t[4, p]
+        s4 = sin_t[4, p]
+        c5 = cos_t[5, p]
+        s5 = sin_t[5, p]
+        c6 = cos_t[6, p]
+        s6 = sin_t[6, p]
+        c7 = cos_t[7, p]
+        s7 = sin_t[7, p]
+        c8 = cos_t[8, p]
+        s8 = sin_t[8, p]
+        c9 = cos_t[9, p]
+        s9 = sin_t[9, p]
+        c10 = cos_t[10, p]
+        s10 = sin_t[10, p]
+        c11 = cos_t[11, p]
+        s11 = sin_t[11, p]
+        c12 = cos_t[12, p]
+        s12 = sin_t[12, p]
+        c13 = cos_t[13, p]
+        s13 = sin_t[13, p]
+        c14 = cos_t[14, p]
+        s14 = sin_t[14, p]
+        c15 = cos_t[15, p]
+        s15 = sin_t[15, p]
+        for q in range(n):  # from 0: no index wrap-around test, vectorised
+            v = (
+                r0[q] * c0
+                - i0[q] * s0
+                + r1[q] * c1
+                - i1[q] * s1
+                + r2[q] * c2
+                - i2[q] * s2
+                + r3[q] * c3
+                - i3[q] * s3
+                + r4[q] * c4
+                - i4[q] * s4
+                + r5[q] * c5
+                - i5[q] * s5
+                + r6[q] * c6
+                - i6[q] * s6
+                + r7[q] * c7
+                - i7[q] * s7
+                + r8[q] * c8
+                - i8[q] * s8
+                + r9[q] * c9
+                - i9[q] * s9
+                + r10[q] * c10
+                - i10[q] * s10
+                + r11[q] * c11
+                - i11[q] * s11
+                + r12[q] * c12
+                - i12[q] * s12
+                + r13[q] * c13
+                - i13[q] * s13
+                + r14[q] * c14
+                - i14[q] * s14
+                + r15[q] * c15
+                - i15[q] * s15
+            )
+            best[q] = max(best[q], v)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -121,58 +325,64 @@ def _survivors(
     step = 2.0 * np.pi / _LOW_SAMPLES
     cos_t, sin_t = _psi_table(n_low, _LOW_SAMPLES)
     slack = np.float32(step * step / 8.0)
-    # One row at a time: the columns passing the first bound are gathered,
-    # then the second tier is evaluated across them (contiguous, vectorised).
-    cand = np.empty(nj, dtype=np.int64)
-    floors = np.empty(nj, dtype=np.float32)
-    z_re = np.empty((_LOW_HARMONICS, nj), dtype=np.float32)
-    z_im = np.empty((_LOW_HARMONICS, nj), dtype=np.float32)
-    extra = np.empty(nj, dtype=np.float32)
-    values = np.empty(nj, dtype=np.float32)
-    best = np.empty(nj, dtype=np.float32)
-    pair = np.empty(rows * nj, dtype=np.int64)
-    row = np.empty(rows * nj, dtype=np.int64)
-    tier = np.empty(rows * nj, dtype=np.float32)
-    count = 0
+    # First bound: every (row, column) but each pair's lead row, against the
+    # lead's value. The candidates of all rows are then evaluated together,
+    # a block at a time (long contiguous runs for the psi grid, not a few
+    # columns per row).
+    cell = np.empty(rows * nj, dtype=np.int64)
+    floors = np.empty(rows * nj, dtype=np.float32)
+    n = 0
     for i in range(rows // rpi):
         for s in range(rpi):
             r = i * rpi + s
-            nq = 0
             for j in range(nj):
                 floor = lead_val[i * nj + j] * scale
                 floor -= 1e-5 * abs(floor) + 1e-12
                 if s == lead[i, j] or bound[r, j] < floor:
                     continue
-                cand[nq] = j
-                floors[nq] = floor
-                nq += 1
-            if nq == 0:
-                continue
-            # Second tier: the low harmonics' sum on a grid of psi, plus the
-            # most a maximum can exceed its nearest sample (half the
-            # curvature bound times (step / 2)^2), plus |C_k| of the rest.
-            for q in range(nq):
-                extra[q] = bound[r, cand[q]]
+                cell[n] = r * nj + j
+                floors[n] = floor
+                n += 1
+    # Second tier: the low harmonics' sum on a grid of psi, plus the most a
+    # maximum can exceed its nearest sample (half the curvature bound times
+    # (step / 2)^2), plus |C_k| of the rest.
+    z_re = np.empty((n_low, _GRID_BLOCK), dtype=np.float32)
+    z_im = np.empty((n_low, _GRID_BLOCK), dtype=np.float32)
+    extra = np.empty(_GRID_BLOCK, dtype=np.float32)
+    values = np.empty(_GRID_BLOCK, dtype=np.float32)
+    best = np.empty(_GRID_BLOCK, dtype=np.float32)
+    pair = np.empty(n, dtype=np.int64)
+    row = np.empty(n, dtype=np.int64)
+    tier = np.empty(n, dtype=np.float32)
+    count = 0
+    for q0 in range(0, n, _GRID_BLOCK):
+        nb = min(_GRID_BLOCK, n - q0)
+        for t in range(nb):
+            r = cell[q0 + t] // nj
+            j = cell[q0 + t] - r * nj
+            extra[t] = bound[r, j]
             for k in range(n_low):
-                m = np.float32(1.0 if k == 0 else 2.0)
-                curve = np.float32(k * k) * slack
-                zr = z_re[k]
-                zi = z_im[k]
-                for q in range(nq):
-                    z = c_k[k, r, cand[q]]
-                    zr[q] = z.real
-                    zi[q] = z.imag
-                for q in range(nq):
-                    a = m * np.sqrt(zr[q] * zr[q] + zi[q] * zi[q])
-                    extra[q] += a * curve - a
-            _grid_max(z_re, z_im, cos_t, sin_t, nq, values, best)
-            for q in range(nq):
-                tier2 = best[q] + extra[q]
-                if tier2 >= floors[q]:
-                    pair[count] = i * nj + cand[q]
-                    row[count] = s
-                    tier[count] = tier2
-                    count += 1
+                z = c_k[k, r, j]
+                z_re[k, t] = z.real
+                z_im[k, t] = z.imag
+        for k in range(n_low):
+            m = np.float32(1.0 if k == 0 else 2.0)
+            curve = np.float32(k * k) * slack
+            zr = z_re[k]
+            zi = z_im[k]
+            for t in range(nb):
+                a = m * np.sqrt(zr[t] * zr[t] + zi[t] * zi[t])
+                extra[t] += a * curve - a
+        _grid_max(z_re, z_im, cos_t, sin_t, nb, values, best)
+        for t in range(nb):
+            tier2 = best[t] + extra[t]
+            if tier2 >= floors[q0 + t]:
+                r = cell[q0 + t] // nj
+                i = r // rpi
+                pair[count] = i * nj + cell[q0 + t] - r * nj
+                row[count] = r - i * rpi
+                tier[count] = tier2
+                count += 1
     return pair[:count], row[:count], tier[:count]
 
 
