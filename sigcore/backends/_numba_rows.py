@@ -29,6 +29,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from sigcore.backends.polar import ThreadScratch
+
 __all__ = ["RowHarmonics", "RowTables", "phase_planes", "row_harmonics", "row_tables"]
 
 
@@ -48,8 +50,8 @@ class RowTables:
     offsets : ndarray, shape (R + 1,), int64
         Where each ring starts in the packed planes.
     scratch_per_row : int
-        float32 scratch per row that :func:`row_harmonics` needs: the samples
-        and the products of the largest group of rings.
+        float32 scratch per row for the half-circle samples of the largest
+        group of rings (:func:`row_harmonics`).
     """
 
     groups: tuple[tuple[int, int, Any, Any], ...]
@@ -83,9 +85,7 @@ def row_tables(n_angles: int, ring_end: tuple[int, ...]) -> RowTables:
         groups=tuple(groups),
         ring_end=_frozen(ends, np.int64),
         offsets=_frozen(offsets, np.int64),
-        scratch_per_row=max(
-            (r1 - r0) * (n_angles + 2 * int(ends[r0])) for r0, r1, *_ in groups
-        ),
+        scratch_per_row=max((r1 - r0) * n_angles for r0, r1, *_ in groups),
     )
 
 
@@ -150,28 +150,30 @@ def _shifted_halves(
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _unpack(
-    y: Any, r0: int, ring_end: Any, offsets: Any, a_re: Any, a_im: Any
+    y: Any, ring_start: Any, ring_end: Any, offsets: Any, a_re: Any, a_im: Any
 ) -> None:  # pragma: no cover
-    """Products ``y`` of rings ``r0 : r0 + len(y)`` -> their packed planes.
+    """Per-ring products -> the rows' packed planes, a row at a time.
 
-    Ring ``r`` with ``e = ring_end[r]`` harmonics holds ``[Re a_0, Re a_2, ..,
-    Im a_0, Im a_2, .., Re a_1, Re a_3, .., Im a_1, ..]`` in its ``2 e``
-    columns (:func:`row_tables`).
+    Ring ``r`` with ``e = ring_end[r]`` harmonics holds, for row ``row``,
+    ``[Re a_0, Re a_2, .., Im a_0, Im a_2, .., Re a_1, Re a_3, .., Im a_1, ..]``
+    at ``y[ring_start[r] + row * 2 e :]`` (:func:`row_tables`); each row's
+    planes are written whole (contiguous, cache-line at a time).
     """
-    rows = y.shape[1]
-    for g in range(y.shape[0]):
-        r = r0 + g
-        e = ring_end[r]
-        n_even = (e + 1) // 2
-        n_odd = e // 2
-        start = offsets[r]
-        for row in range(rows):
+    for row in range(a_re.shape[0]):
+        dst_re = a_re[row]
+        dst_im = a_im[row]
+        for r in range(ring_end.shape[0]):
+            e = ring_end[r]
+            n_even = (e + 1) // 2
+            n_odd = e // 2
+            src = y[ring_start[r] + row * 2 * e : ring_start[r] + (row + 1) * 2 * e]
+            start = offsets[r]
             for j in range(n_even):
-                a_re[row, start + 2 * j] = y[g, row, j]
-                a_im[row, start + 2 * j] = y[g, row, n_even + j]
+                dst_re[start + 2 * j] = src[j]
+                dst_im[start + 2 * j] = src[n_even + j]
             for j in range(n_odd):
-                a_re[row, start + 2 * j + 1] = y[g, row, 2 * n_even + j]
-                a_im[row, start + 2 * j + 1] = y[g, row, 2 * n_even + n_odd + j]
+                dst_re[start + 2 * j + 1] = src[2 * n_even + j]
+                dst_im[start + 2 * j + 1] = src[2 * n_even + n_odd + j]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -232,7 +234,7 @@ def row_harmonics(
     n_harmonics: int,
     n_low: int,
     mid: tuple[int, int, int] | None,
-    buffer: Any,
+    scratch: ThreadScratch,
 ) -> RowHarmonics:
     """Harmonics of an image chunk's (mirror, shift) rows, FFT-free.
 
@@ -252,8 +254,10 @@ def row_harmonics(
         Harmonics returned densely.
     mid : tuple of int or None
         ``(first ring, first harmonic, count)`` of the third tier's planes.
-    buffer : ndarray
-        float32 scratch of ``rows * tables.scratch_per_row`` values at least.
+    scratch : ThreadScratch
+        Where the working arrays and the results come from: reused by the
+        thread's next chunk (fresh arrays cost a page fault per 4 KiB, about
+        a third of this step).
 
     Returns
     -------
@@ -266,32 +270,38 @@ def row_harmonics(
     s_re = np.ascontiguousarray(first.real)
     s_im = np.ascontiguousarray(first.imag)
     inv_norm = np.asarray(inv_norm, dtype=np.float32)
-    a_re = np.empty((rows, int(tables.offsets[-1])), dtype=np.float32)
-    a_im = np.empty_like(a_re)
-    norm2 = np.zeros((rows, n_harmonics), dtype=np.float32)
-    low = np.empty((n_low, rows, n_rings), dtype=np.complex64)
+    packed = (rows, int(tables.offsets[-1]))
+    a_re = scratch.get("rows_re", packed, np.float32)
+    a_im = scratch.get("rows_im", packed, np.float32)
+    norm2 = scratch.get("rows_norm2", (rows, n_harmonics), np.float32)
+    norm2.fill(0.0)
+    low = scratch.get("rows_low", (n_low, rows, n_rings), np.complex64)
     mid_ring, mid_k0, n_mid = (n_rings, 0, 0) if mid is None else mid
-    mid_re = np.empty((rows, n_mid, n_rings - mid_ring), dtype=np.float32)
-    mid_im = np.empty_like(mid_re)
-    # A group of rings at a time: its samples and products stay in cache.
+    planes = (rows, n_mid, n_rings - mid_ring)
+    mid_re = scratch.get("rows_mid_re", planes, np.float32)
+    mid_im = scratch.get("rows_mid_im", planes, np.float32)
+    buffer = scratch.get("rows_work", (rows * tables.scratch_per_row,), np.float32)
+    # A group of rings at a time: its samples and products stay in cache;
+    # the products of every group are kept for the row-major unpacking.
+    y = scratch.get("rows_products", (2 * int(tables.offsets[-1]) * rows,), np.float32)
+    ring_start = np.empty(n_rings, dtype=np.int64)
+    at = 0
     for g, (r0, r1, even, odd) in enumerate(tables.groups):
         n_even, n_odd = even.shape[1], odd.shape[1]
+        width = n_even + n_odd
         x = buffer[: (r1 - r0) * rows * n_angles].reshape(r1 - r0, rows, n_angles)
         _shifted_halves(
             np.ascontiguousarray(s_re[:, :, r0:r1]),
             np.ascontiguousarray(s_im[:, :, r0:r1]),
             inv_norm, *phase[g], x,
         )  # fmt: skip
-        used = x.size
-        width = n_even + n_odd
-        y = buffer[used : used + x.shape[0] * rows * width]
-        xs, ys = x.reshape(-1, n_angles), y.reshape(-1, width)
+        block = y[at : at + (r1 - r0) * rows * width]
+        ring_start[r0:r1] = at + np.arange(r1 - r0) * rows * width
+        at += block.size
+        xs, ys = x.reshape(-1, n_angles), block.reshape(-1, width)
         np.matmul(xs[:, :half], even, out=ys[:, :n_even])
         np.matmul(xs[:, half:], odd, out=ys[:, n_even:])
-        _unpack(
-            y.reshape(r1 - r0, rows, width), r0, tables.ring_end, tables.offsets,
-            a_re, a_im,
-        )  # fmt: skip
+    _unpack(y, ring_start, tables.ring_end, tables.offsets, a_re, a_im)
     _derive(
         tables.ring_end, tables.offsets, a_re, a_im, norm2, low, mid_re, mid_im,
         mid_ring, mid_k0,

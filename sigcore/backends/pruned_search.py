@@ -124,10 +124,6 @@ class PrunedRingSearch(RingSearch):
         mid = None
         if n_dense == _MID and self.mid_b is not None:
             mid = (self.mid_ring, _MID, _MID)
-        rows = samples.shape[0] * samples.shape[1] * phase_conj.shape[0]
-        buffer = self.scratch.get(
-            "shifted", (rows * self.tables.scratch_per_row,), np.float32
-        )
         h = row_harmonics(
             samples,
             1.0 / np.asarray(norm, dtype=np.float32),
@@ -136,7 +132,7 @@ class PrunedRingSearch(RingSearch):
             self.grid.n_harmonics,
             n_dense,
             mid,
-            buffer,
+            self.scratch,
         )
         return self._state(h.a_re, h.a_im, h.norm2, h.low, h.mid, None, ref_chunk)
 

@@ -15,6 +15,7 @@ from sigcore.backends._numba_kernels import pack_rings
 from sigcore.backends._numba_rows import phase_planes, row_harmonics, row_tables
 from sigcore.backends.polar import (
     RingSearch,
+    ThreadScratch,
     _shift_phases,
     polar_grid,
     polar_samples,
@@ -68,7 +69,6 @@ def test_row_harmonics_equal_the_fft_path(n, params):
     ring_end = np.minimum(grid.cutoffs + 1, grid.n_harmonics).astype(np.int64)
     want_re, want_im, _, want_norm2 = pack_rings(want, ring_end)
     tables = row_tables(grid.n_angles, tuple(ring_end.tolist()))
-    rows = want.shape[0]
     mid_ring = int(np.searchsorted(ring_end, 16))
     mid = (mid_ring, 8, 8) if mid_ring < len(ring_end) else None
     got = row_harmonics(
@@ -79,7 +79,7 @@ def test_row_harmonics_equal_the_fft_path(n, params):
         grid.n_harmonics,
         8,
         mid,
-        np.empty(rows * tables.scratch_per_row, np.float32),
+        ThreadScratch(np),
     )
     scale = np.abs(want).max()
     np.testing.assert_allclose(got.a_re, want_re, atol=2e-6 * scale)
