@@ -100,24 +100,24 @@ def _grid_max(
 
     ``z_re[k, q], z_im[k, q]`` hold column q's first harmonics; evaluated
     across the columns (contiguous, vectorised) in blocks of
-    :data:`_GRID_BLOCK`. The 8- and 16-harmonic sums of the second and third
-    tiers are written out (one pass per sample, 4-6x faster than a pass per
-    harmonic); other counts take the general loop.
+    :data:`_GRID_BLOCK`, 8 harmonics per pass (the second tier's sum written
+    out, :func:`_grid_max8`): 2-4x faster than a pass per harmonic, which
+    other counts take.
     """
     n_harm, n_samples = cos_t.shape
-    block_re = np.empty((n_harm, _GRID_BLOCK), dtype=np.float32)
-    block_im = np.empty((n_harm, _GRID_BLOCK), dtype=np.float32)
-    block_best = np.empty(_GRID_BLOCK, dtype=np.float32)
-    fast = n_harm == 8 or n_harm == 16
-    if fast and n <= _GRID_BLOCK:  # one block, rows contiguous from 0
+    if n_harm % 8 == 0 and n <= _GRID_BLOCK:  # one block, rows contiguous from 0
         if n_harm == 8:
             _grid_max8(z_re, z_im, cos_t, sin_t, n, best)
         else:
-            _grid_max16(z_re, z_im, cos_t, sin_t, n, best)
+            _grid_max_by8(z_re, z_im, cos_t, sin_t, n, values, best)
         return
-    for q0 in range(0, n, _GRID_BLOCK):
-        nb = min(_GRID_BLOCK, n - q0)
-        if fast:
+    if n_harm % 8 == 0:
+        block_re = np.empty((n_harm, _GRID_BLOCK), dtype=np.float32)
+        block_im = np.empty((n_harm, _GRID_BLOCK), dtype=np.float32)
+        block_values = np.empty(_GRID_BLOCK, dtype=np.float32)
+        block_best = np.empty(_GRID_BLOCK, dtype=np.float32)
+        for q0 in range(0, n, _GRID_BLOCK):
+            nb = min(_GRID_BLOCK, n - q0)
             for k in range(n_harm):
                 for t in range(nb):
                     block_re[k, t] = z_re[k, q0 + t]
@@ -125,23 +125,22 @@ def _grid_max(
             if n_harm == 8:
                 _grid_max8(block_re, block_im, cos_t, sin_t, nb, block_best)
             else:
-                _grid_max16(block_re, block_im, cos_t, sin_t, nb, block_best)
+                _grid_max_by8(
+                    block_re, block_im, cos_t, sin_t, nb, block_values, block_best
+                )
             for t in range(nb):
                 best[q0 + t] = block_best[t]
-            continue
-        q1 = q0 + nb
-        for q in range(q0, q1):
-            best[q] = -np.inf
-        for p in range(n_samples):
-            for q in range(q0, q1):
-                values[q] = 0.0
-            for k in range(n_harm):
-                ck = cos_t[k, p]
-                sk = sin_t[k, p]
-                for q in range(q0, q1):
-                    values[q] += z_re[k, q] * ck - z_im[k, q] * sk
-            for q in range(q0, q1):
-                best[q] = max(best[q], values[q])
+        return
+    best[:n] = -np.inf
+    for p in range(n_samples):
+        values[:n] = 0.0
+        for k in range(n_harm):
+            ck = cos_t[k, p]
+            sk = sin_t[k, p]
+            for q in range(n):
+                values[q] += z_re[k, q] * ck - z_im[k, q] * sk
+        for q in range(n):
+            best[q] = max(best[q], values[q])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -207,113 +206,37 @@ def _grid_max8(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _grid_max16(
-    z_re: Any, z_im: Any, cos_t: Any, sin_t: Any, n: int, best: Any
+def _grid_max_by8(
+    z_re: Any, z_im: Any, cos_t: Any, sin_t: Any, n: int, values: Any, best: Any
 ) -> None:  # pragma: no cover
-    """``best[q]``: max over the samples of ``sum_{k < 16} Re(z_k e^{i k psi})``."""
-    r0 = z_re[0]
-    i0 = z_im[0]
-    r1 = z_re[1]
-    i1 = z_im[1]
-    r2 = z_re[2]
-    i2 = z_im[2]
-    r3 = z_re[3]
-    i3 = z_im[3]
-    r4 = z_re[4]
-    i4 = z_im[4]
-    r5 = z_re[5]
-    i5 = z_im[5]
-    r6 = z_re[6]
-    i6 = z_im[6]
-    r7 = z_re[7]
-    i7 = z_im[7]
-    r8 = z_re[8]
-    i8 = z_im[8]
-    r9 = z_re[9]
-    i9 = z_im[9]
-    r10 = z_re[10]
-    i10 = z_im[10]
-    r11 = z_re[11]
-    i11 = z_im[11]
-    r12 = z_re[12]
-    i12 = z_im[12]
-    r13 = z_re[13]
-    i13 = z_im[13]
-    r14 = z_re[14]
-    i14 = z_im[14]
-    r15 = z_re[15]
-    i15 = z_im[15]
+    """As :func:`_grid_max8` for a multiple of 8 harmonics, 8 per pass."""
     for q in range(n):
         best[q] = -np.inf
     for p in range(cos_t.shape[1]):
-        c0 = cos_t[0, p]
-        s0 = sin_t[0, p]
-        c1 = cos_t[1, p]
-        s1 = sin_t[1, p]
-        c2 = cos_t[2, p]
-        s2 = sin_t[2, p]
-        c3 = cos_t[3, p]
-        s3 = sin_t[3, p]
-        c4 = cos_t[4, p]
-        s4 = sin_t[4, p]
-        c5 = cos_t[5, p]
-        s5 = sin_t[5, p]
-        c6 = cos_t[6, p]
-        s6 = sin_t[6, p]
-        c7 = cos_t[7, p]
-        s7 = sin_t[7, p]
-        c8 = cos_t[8, p]
-        s8 = sin_t[8, p]
-        c9 = cos_t[9, p]
-        s9 = sin_t[9, p]
-        c10 = cos_t[10, p]
-        s10 = sin_t[10, p]
-        c11 = cos_t[11, p]
-        s11 = sin_t[11, p]
-        c12 = cos_t[12, p]
-        s12 = sin_t[12, p]
-        c13 = cos_t[13, p]
-        s13 = sin_t[13, p]
-        c14 = cos_t[14, p]
-        s14 = sin_t[14, p]
-        c15 = cos_t[15, p]
-        s15 = sin_t[15, p]
-        for q in range(n):  # from 0: no index wrap-around test, vectorised
-            v = (
-                r0[q] * c0
-                - i0[q] * s0
-                + r1[q] * c1
-                - i1[q] * s1
-                + r2[q] * c2
-                - i2[q] * s2
-                + r3[q] * c3
-                - i3[q] * s3
-                + r4[q] * c4
-                - i4[q] * s4
-                + r5[q] * c5
-                - i5[q] * s5
-                + r6[q] * c6
-                - i6[q] * s6
-                + r7[q] * c7
-                - i7[q] * s7
-                + r8[q] * c8
-                - i8[q] * s8
-                + r9[q] * c9
-                - i9[q] * s9
-                + r10[q] * c10
-                - i10[q] * s10
-                + r11[q] * c11
-                - i11[q] * s11
-                + r12[q] * c12
-                - i12[q] * s12
-                + r13[q] * c13
-                - i13[q] * s13
-                + r14[q] * c14
-                - i14[q] * s14
-                + r15[q] * c15
-                - i15[q] * s15
-            )
-            best[q] = max(best[q], v)
+        for k0 in range(0, cos_t.shape[0], 8):
+            c0, s0 = cos_t[k0, p], sin_t[k0, p]
+            c1, s1 = cos_t[k0 + 1, p], sin_t[k0 + 1, p]
+            c2, s2 = cos_t[k0 + 2, p], sin_t[k0 + 2, p]
+            c3, s3 = cos_t[k0 + 3, p], sin_t[k0 + 3, p]
+            c4, s4 = cos_t[k0 + 4, p], sin_t[k0 + 4, p]
+            c5, s5 = cos_t[k0 + 5, p], sin_t[k0 + 5, p]
+            c6, s6 = cos_t[k0 + 6, p], sin_t[k0 + 6, p]
+            c7, s7 = cos_t[k0 + 7, p], sin_t[k0 + 7, p]
+            first = k0 == 0
+            for q in range(n):  # 2D indices from 0: vectorised
+                v = z_re[k0, q] * c0 - z_im[k0, q] * s0
+                v += z_re[k0 + 1, q] * c1 - z_im[k0 + 1, q] * s1
+                v += z_re[k0 + 2, q] * c2 - z_im[k0 + 2, q] * s2
+                v += z_re[k0 + 3, q] * c3 - z_im[k0 + 3, q] * s3
+                v += z_re[k0 + 4, q] * c4 - z_im[k0 + 4, q] * s4
+                v += z_re[k0 + 5, q] * c5 - z_im[k0 + 5, q] * s5
+                v += z_re[k0 + 6, q] * c6 - z_im[k0 + 6, q] * s6
+                v += z_re[k0 + 7, q] * c7 - z_im[k0 + 7, q] * s7
+                if not first:
+                    v += values[q]
+                values[q] = v
+        for q in range(n):
+            best[q] = max(best[q], values[q])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
