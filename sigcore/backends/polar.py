@@ -781,6 +781,7 @@ def search_polar(
                 xp=xp,
                 fft=fft,
                 sampler=sampler,
+                batch=16,  # a few hundred images: small tasks balance the threads
                 run_tasks=run_tasks,
             )
             for m in mirrors
