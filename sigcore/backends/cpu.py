@@ -58,6 +58,9 @@ class CpuBackend(ArrayBackend):
     def __init__(self, threads: int) -> None:
         super().__init__(np)
         self.threads = threads
+        # The last searched images' polar samples and norms (search_polar's
+        # image_cache): the iterations of a run search the same images.
+        self._image_cache: dict[Any, Any] = {}
 
     @classmethod
     def is_available(cls) -> bool:
@@ -181,6 +184,7 @@ class CpuBackend(ArrayBackend):
                 run_tasks=_thread_runner(self.threads),
                 ring_search=PrunedRingSearch,
                 budget_bytes=_CHUNK_BYTES,
+                image_cache=self._image_cache,
             )
 
 

@@ -49,9 +49,10 @@ aligned images in real space (:func:`aligned_pairs`), chunked.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -714,6 +715,7 @@ def search_polar(
     budget_bytes: int = 64 * 2**20,
     run_tasks: TaskRunner | None = None,
     ring_search: RingSearchFactory = RingSearch,
+    image_cache: MutableMapping[Any, Any] | None = None,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -741,6 +743,11 @@ def search_polar(
     ring_search : callable
         ``ring_search(b_w, grid, xp, fft) -> RingSearch``: evaluates the ring
         products and their max (:class:`RingSearch`, exhaustive, by default).
+    image_cache : mutable mapping or None
+        Keeps the images' polar samples and norms between calls, keyed by the
+        images' content, the parameters and the metrics' weights (host arrays
+        only; it holds one entry). The iterations of a run search the same
+        images: from the second on, only the references are prepared.
 
     Returns
     -------
@@ -771,30 +778,25 @@ def search_polar(
     )
     evaluator = ring_search(b_w, grid, xp, fft)
 
-    # Images: polar samples per mirror, norms (shift/rotation invariant).
-    samples = xp.stack(
-        [
-            polar_samples(
-                images,
-                grid,
-                mirror=m,
-                xp=xp,
-                fft=fft,
-                sampler=sampler,
-                batch=16,  # a few hundred images: small tasks balance the threads
-                run_tasks=run_tasks,
-            )
-            for m in mirrors
-        ],
-        axis=1,
-    )  # (N, M, R, L)
-    h0 = _harmonics(samples[:, 0], grid, xp, fft)
-    img_norm = xp.sqrt(_weighted_norm2(h0, ring_w, grid, xp))
-    img_norm = xp.where(img_norm > 0, img_norm, 1.0)
-    img_wnorm = [
-        _weighted_norm2(h0, ring_w * fw, grid, xp) / img_norm**2 for fw in fweights
-    ]
-    del h0
+    # Images: polar samples per mirror, norms (shift/rotation invariant); the
+    # same every iteration of a run, so kept by a caller that passes a cache.
+    key = None
+    factors = None
+    if image_cache is not None:
+        key = (
+            _fingerprint(images),
+            params,
+            tuple(_fingerprint(fw) for fw in fweights),
+        )
+        factors = image_cache.get(key)
+    if factors is None:
+        factors = _image_factors(
+            images, grid, mirrors, ring_w, fweights, xp, fft, sampler, run_tasks
+        )
+        if image_cache is not None:
+            image_cache.clear()  # one run's images at a time
+            image_cache[key] = factors
+    samples, img_norm, img_wnorm = factors
     phase_conj = _shift_phases(  # (S, R, L)
         n,
         grid.n_angles,
@@ -872,6 +874,48 @@ def search_polar(
         mirror=np.asarray(mirror > 0),
         metrics=result_metrics,
     )
+
+
+def _image_factors(
+    images: Any,
+    grid: PolarGrid,
+    mirrors: Sequence[bool],
+    ring_w: Any,
+    fweights: Sequence[Any],
+    xp: Any,
+    fft: Any,
+    sampler: Sampler | None,
+    run_tasks: TaskRunner | None,
+) -> tuple[Any, Any, list[Any]]:
+    """Polar samples (N, M, R, L) of the images, band norms and weighted norms."""
+    samples = xp.stack(
+        [
+            polar_samples(
+                images,
+                grid,
+                mirror=m,
+                xp=xp,
+                fft=fft,
+                sampler=sampler,
+                batch=16,  # a few hundred images: small tasks balance the threads
+                run_tasks=run_tasks,
+            )
+            for m in mirrors
+        ],
+        axis=1,
+    )
+    h0 = _harmonics(samples[:, 0], grid, xp, fft)
+    norm = xp.sqrt(_weighted_norm2(h0, ring_w, grid, xp))
+    norm = xp.where(norm > 0, norm, 1.0)
+    wnorm = [_weighted_norm2(h0, ring_w * fw, grid, xp) / norm**2 for fw in fweights]
+    return samples, norm, wnorm
+
+
+def _fingerprint(array: Any) -> tuple[Any, ...]:
+    """Shape, dtype and a content digest of a host array (cache keys)."""
+    data = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return data.shape, str(data.dtype), digest
 
 
 def _ifft_temporary(fft: Any, x: Any) -> Any:

@@ -109,3 +109,34 @@ def test_thread_scratch_reuses_per_thread_and_grows():
     thread.start()
     thread.join()
     assert not np.shares_memory(seen[0], other_dtype)  # each thread its own
+
+
+def test_image_cache_reuses_the_images_factors_and_sees_changes(case, monkeypatch):
+    """A second search of the same images takes their polar samples from the
+    cache (same result); images changed in place, or other parameters, are
+    prepared again."""
+    import sigcore.backends.polar as polar
+
+    images, refs, _ = case
+    images = images.copy()
+    params = SearchParams(max_shift=2, max_frequency=0.4)
+    calls = []
+    prepare = polar._image_factors
+    monkeypatch.setattr(
+        polar, "_image_factors", lambda *a: calls.append(1) or prepare(*a)
+    )
+    cache: dict = {}
+    first = search_polar(images, refs, params, [Imed()], xp=np, image_cache=cache)
+    again = search_polar(images, refs, params, [Imed()], xp=np, image_cache=cache)
+    assert len(calls) == 1
+    assert len(cache) == 1
+    np.testing.assert_array_equal(again.correlation, first.correlation)
+    np.testing.assert_array_equal(again.metrics["imed"], first.metrics["imed"])
+    images[0] = images[0][::-1]  # in place: same object, new content
+    changed = search_polar(images, refs, params, [Imed()], xp=np, image_cache=cache)
+    fresh = search_polar(images, refs, params, [Imed()], xp=np)
+    assert len(calls) == 3
+    assert len(cache) == 1
+    np.testing.assert_array_equal(changed.correlation, fresh.correlation)
+    search_polar(images, refs, SearchParams(max_shift=1), xp=np, image_cache=cache)
+    assert len(calls) == 4
