@@ -3,13 +3,13 @@
 This module owns one CPU replacement, :func:`reconstruct_numba`, of the weighted
 direct Fourier inversion of :func:`sigcore.backends.projector.reconstruct`
 (``xp = numpy``): same arguments, same grid conventions, same result up to
-float rounding. The FFTs, the Hermitian mirror, the regularised division and
-the gridding correction are the projector's NumPy steps; only the insertion
-(the ``np.bincount`` scatter-adds, most of the run time) is a parallel numba
-kernel. Each thread accumulates its share of the pose rows into its own
-float32 partial grid (no races, no atomics); the partial grids are summed in
-float64 at the end. numba is imported lazily, so importing this module is
-cheap.
+float rounding. The image transforms, the regularised division and the
+gridding correction are the projector's steps (an ``irfftn`` on the half
+grid here); the insertion (the ``np.bincount`` scatter-adds, most of the run
+time) and the Hermitian completion are parallel numba kernels. Each thread
+accumulates its share of the pose rows into its own float32 partial grid (no
+races, no atomics); the partial grids are summed in float64 at the end. numba
+is imported lazily, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -276,13 +276,13 @@ def reconstruct_numba(
     -----
     The pose rows are taken in viewing-direction order (:func:`_plane_order`,
     for cache locality) and the threads split them into contiguous chunks,
-    one float32
-    partial grid (``3 (pad n + 1)³`` values) per chunk; at most
+    one float32 partial grid (``3 (pad n + 1)³`` values) per chunk; at most
     ``_PARTIAL_GRID_BYTES`` of them, so a large box gets fewer chunks than
     threads. The partial grids are centred with one margin plane per axis:
     every trilinear corner of a point inside the Nyquist sphere falls inside,
-    so the kernel needs no periodic wrap; the margin is folded back at the end
-    by :func:`_mirror_and_fold`, which also adds the Hermitian mirror. The
+    so the kernel needs no periodic wrap. One parallel pass then sums the
+    partial grids in float64, folds the margin back, adds the Hermitian
+    mirror and writes the half grid (kx >= 0) for an ``irfftn``. The
     shift phase is built from two per-row complex64 tables
     (``exp(-2 pi i kx sx / N)`` and the same in ``y``, by recurrence) instead of
     one ``exp`` per sample.

@@ -75,6 +75,23 @@ _LOW_HARMONICS = 8  # harmonics of the second-tier bound evaluated on a grid
 _LOW_SAMPLES = 32  # psi samples of that grid
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _floor(value: float, scale: float) -> float:  # pragma: no cover
+    """A pair's best value so far times ``P``, less the margin (relative 1e-5)
+    that keeps rows whose bound only float rounding puts below it."""
+    floor = value * scale
+    return floor - (1e-5 * abs(floor) + 1e-12)
+
+
+@numba.njit(cache=True, nogil=True)
+def _floors(values: Any, pairs: Any, scale: float) -> Any:  # pragma: no cover
+    """:func:`_floor` of the listed pairs' values, float32."""
+    out = np.empty(pairs.shape[0], dtype=np.float32)
+    for q in range(pairs.shape[0]):
+        out[q] = _floor(values[pairs[q]], scale)
+    return out
+
+
 @numba.njit(cache=True, nogil=True)
 def _psi_table(n_harm: int, n_samples: int) -> tuple[Any, Any]:  # pragma: no cover
     """``m_k cos(k psi_p)`` and ``m_k sin(k psi_p)`` on ``n_samples`` psi, float32."""
@@ -259,8 +276,7 @@ def _survivors(
         for s in range(rpi):
             r = i * rpi + s
             for j in range(nj):
-                floor = lead_val[i * nj + j] * scale
-                floor -= 1e-5 * abs(floor) + 1e-12
+                floor = _floor(lead_val[i * nj + j], scale)
                 if s == lead[i, j] or bound[r, j] < floor:
                     continue
                 cell[n] = r * nj + j
@@ -341,8 +357,7 @@ def _still_open(
     keep = np.empty(rest.shape[0], dtype=np.int64)
     count = 0
     for q in rest:
-        floor = floor_val[pair[q]] * scale
-        floor -= 1e-5 * abs(floor) + 1e-12
+        floor = _floor(floor_val[pair[q]], scale)
         if tier[q] >= floor:
             keep[count] = q
             count += 1
@@ -675,14 +690,9 @@ def pruned_best(
     if mid is not None and len(rest):
         # Third tier for the second round (most of it cannot win): harmonics
         # 8..15 formed, 16 harmonics on a finer psi grid.
-        floors = floor_val[pair[rest]] * scale
-        floors -= 1e-5 * np.abs(floors) + 1e-12
         rows3 = (pair[rest] // nj) * rows_per_image + row[rest]
-        rest = rest[
-            _third_tier(
-                c_low, *mid, rows3, pair[rest] % nj, j0, floors.astype(np.float32)
-            )
-        ]
+        floors = _floors(floor_val, pair[rest], scale)
+        rest = rest[_third_tier(c_low, *mid, rows3, pair[rest] % nj, j0, floors)]
     more = _complete_max(
         args, (pair[rest] // nj) * rows_per_image + row[rest], pair[rest] % nj,
         j0, n_psi, irfft,

@@ -392,15 +392,14 @@ def _reference_factors(
         g1 = min(n_ref, g0 + batch)
         part = polar_samples(references[g0:g1], grid, xp=xp, fft=fft, sampler=sampler)
         h = _harmonics(part, grid, xp, fft)
-        norm = xp.sqrt(_weighted_norm2(h, ring_w, grid, xp))
-        norm = xp.where(norm > 0, norm, 1.0)
+        norm, weighted = _band_norms(h, ring_w, fweights, grid, xp)
         xp.multiply(
             xp.transpose(h, (2, 1, 0)),
             (ring_w[:, None] / norm[None, :])[None, :, :],
             out=b_w[:, :, g0:g1],
         )
-        for out, fw in zip(wnorm, fweights, strict=True):
-            out[g0:g1] = _weighted_norm2(h, ring_w * fw, grid, xp) / norm**2
+        for out, w in zip(wnorm, weighted, strict=True):
+            out[g0:g1] = w
 
     _run(run_tasks, one_batch, range(0, n_ref, batch))
     return b_w, wnorm
@@ -435,6 +434,18 @@ def _multiplicity(grid: PolarGrid, xp: Any) -> Any:
     m = np.full(grid.n_harmonics, 2.0, dtype=np.float32)
     m[0] = 1.0
     return xp.asarray(m)
+
+
+def _band_norms(
+    h: Any, ring_w: Any, fweights: Sequence[Any], grid: PolarGrid, xp: Any
+) -> tuple[Any, list[Any]]:
+    """Band norms of harmonics (B, R, K) (1 where zero), and for each Fourier
+    metric weight the weighted squared norms relative to the band norm's."""
+    norm = xp.sqrt(_weighted_norm2(h, ring_w, grid, xp))
+    norm = xp.where(norm > 0, norm, 1.0)
+    return norm, [
+        _weighted_norm2(h, ring_w * fw, grid, xp) / norm**2 for fw in fweights
+    ]
 
 
 def _weighted_norm2(h: Any, ring_weight: Any, grid: PolarGrid, xp: Any) -> Any:
@@ -904,10 +915,9 @@ def _image_factors(
         ],
         axis=1,
     )
-    h0 = _harmonics(samples[:, 0], grid, xp, fft)
-    norm = xp.sqrt(_weighted_norm2(h0, ring_w, grid, xp))
-    norm = xp.where(norm > 0, norm, 1.0)
-    wnorm = [_weighted_norm2(h0, ring_w * fw, grid, xp) / norm**2 for fw in fweights]
+    norm, wnorm = _band_norms(
+        _harmonics(samples[:, 0], grid, xp, fft), ring_w, fweights, grid, xp
+    )
     return samples, norm, wnorm
 
 
