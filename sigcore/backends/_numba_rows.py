@@ -225,6 +225,22 @@ class RowHarmonics:
     low: Any  # (n_low, rows, R) complex64, zero beyond each ring's cut-off
     mid: tuple[Any, Any] | None  # (rows, n_mid, R') real and imaginary
 
+    def copy(self) -> RowHarmonics:
+        """Owned copies of the arrays (:func:`row_harmonics` returns scratch)."""
+        return RowHarmonics(
+            self.a_re.copy(),
+            self.a_im.copy(),
+            self.norm2.copy(),
+            self.low.copy(),
+            None if self.mid is None else (self.mid[0].copy(), self.mid[1].copy()),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        arrays = [self.a_re, self.a_im, self.norm2, self.low, *(self.mid or ())]
+        return sum(a.nbytes for a in arrays)
+
 
 def row_harmonics(
     samples: Any,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sigcore.backends.base import ArrayBackend
+from sigcore.backends.polar import ImageCache
 from sigcore.errors import ConfigError
 from sigcore.hookspecs import hookimpl
 
@@ -41,6 +42,11 @@ __all__ = ["CpuBackend"]
 # Working set of one search task: 16 MiB measured fastest at 64² (2, 4, 16,
 # 32 MiB: 4.40, 3.94, 3.62, 3.84 s for 120 images x 1650 references, one thread).
 _CHUNK_BYTES = 16 * 2**20
+# Prepared image rows kept between a run's searches, at most: they take about
+# 2.5 MB per image at 64², shifts +-6, and forming them again is about a sixth
+# of every later search (issue 6). The budget is also capped at a sixteenth of
+# the machine's memory (_kept_rows_budget).
+_KEPT_ROWS_BYTES = 2 * 2**30
 
 
 class CpuBackend(ArrayBackend):
@@ -58,9 +64,10 @@ class CpuBackend(ArrayBackend):
     def __init__(self, threads: int) -> None:
         super().__init__(np)
         self.threads = threads
-        # The last searched images' polar samples and norms (search_polar's
-        # image_cache): the iterations of a run search the same images.
-        self._image_cache: dict[Any, Any] = {}
+        # The last searched images' polar samples, norms and prepared rows
+        # (search_polar's image_cache): a run's iterations search the same
+        # images.
+        self._image_cache = ImageCache(rows_budget=_kept_rows_budget())
 
     @classmethod
     def is_available(cls) -> bool:
@@ -186,6 +193,15 @@ class CpuBackend(ArrayBackend):
                 budget_bytes=_CHUNK_BYTES,
                 image_cache=self._image_cache,
             )
+
+
+def _kept_rows_budget() -> int:
+    """Bytes of image rows the searches keep: ``_KEPT_ROWS_BYTES`` or 1/16 of RAM."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return _KEPT_ROWS_BYTES // 4
+    return int(min(_KEPT_ROWS_BYTES, memory // 16))
 
 
 def _blas_thread_setter() -> Callable[[int], None] | None:

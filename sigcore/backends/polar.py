@@ -52,7 +52,7 @@ import functools
 import hashlib
 import math
 import threading
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,14 @@ from sigcore.backends.search_reference import (
 if TYPE_CHECKING:
     from sigcore.protocols import Metric
 
-__all__ = ["PolarGrid", "polar_grid", "polar_samples", "search_flops", "search_polar"]
+__all__ = [
+    "ImageCache",
+    "PolarGrid",
+    "polar_grid",
+    "polar_samples",
+    "search_flops",
+    "search_polar",
+]
 
 _BLOCK = 8  # harmonics per batched product (rings are shared within a block)
 _RING_SPACING = 0.5  # target ring spacing, DFT index units
@@ -562,6 +569,59 @@ class ThreadScratch:
         return flat[:size].reshape(shape)
 
 
+class ImageCache:
+    """What the searches of one set of images share (a run's iterations).
+
+    The images' polar samples and norms, and, up to ``rows_budget`` bytes,
+    each image chunk's prepared (mirror, shift) rows: the rows depend on the
+    images and the search parameters only, and forming them is about a sixth
+    of a CPU search at 64². One set of images at a time: a new key drops the
+    old entry. Host memory only (the ``cpu`` backend's).
+
+    Parameters
+    ----------
+    rows_budget : int
+        Bytes of prepared rows kept; chunks beyond it are formed again by
+        every search.
+    """
+
+    def __init__(self, rows_budget: int = 0) -> None:
+        self.rows_budget = rows_budget
+        self._key: Hashable = None
+        self._factors: Any = None
+        self._rows: dict[Hashable, Any] = {}
+        self._rows_bytes = 0
+        self._lock = threading.Lock()
+
+    def factors(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The entry's image factors, made (and the old entry dropped) on a new key."""
+        if self._factors is None or key != self._key:
+            self._key, self._factors = None, None
+            self._rows.clear()
+            self._rows_bytes = 0
+            self._factors = make()
+            self._key = key
+        return self._factors
+
+    def rows(self, name: Hashable) -> Any:
+        """The rows kept under ``name`` for the current images, or None."""
+        return self._rows.get(name)
+
+    def keep_rows(self, name: Hashable, rows: Any, nbytes: int) -> bool:
+        """Keep ``rows`` (owned arrays, never written) if the budget allows."""
+        with self._lock:
+            if self._rows_bytes + nbytes > self.rows_budget:
+                return False
+            self._rows[name] = rows
+            self._rows_bytes += nbytes
+            return True
+
+    @property
+    def rows_bytes(self) -> int:
+        """Bytes of rows kept now."""
+        return self._rows_bytes
+
+
 class RingSearch:
     """Ring products of a search chunk and their best row and psi sample.
 
@@ -596,7 +656,12 @@ class RingSearch:
         self.bytes_per_column = self.n_spec * 8 + grid.n_psi * 4 + 8
 
     def image_rows(
-        self, samples: Any, norm: Any, phase_conj: Any, ref_chunk: int
+        self,
+        samples: Any,
+        norm: Any,
+        phase_conj: Any,
+        ref_chunk: int,
+        kept: tuple[ImageCache, int] | None = None,
     ) -> Any:
         """Prepare an image chunk's (mirror, shift) rows for :meth:`best`.
 
@@ -610,12 +675,28 @@ class RingSearch:
             Conjugate shift phases at the samples (:func:`_shift_phases`).
         ref_chunk : int
             The most references :meth:`best` will be called with.
+        kept : (ImageCache, int) or None
+            Where the chunk's harmonics are kept between searches, and the
+            chunk's first image (its name there).
 
         Returns
         -------
         object
             The state :meth:`best` takes; row ``(i M + m) S + s``.
         """
+        name = None if kept is None else ("harmonics", kept[1])
+        a = None if kept is None else kept[0].rows(name)
+        if a is None:
+            a = self._harmonics(samples, norm, phase_conj)
+            if kept is not None:
+                owned = self.xp.ascontiguousarray(a)  # ``a`` is a view
+                if kept[0].keep_rows(name, owned, owned.nbytes):
+                    a = owned
+        return self.rows(a, ref_chunk)
+
+    def _harmonics(self, samples: Any, norm: Any, phase_conj: Any) -> Any:
+        """Harmonics (rows, R, K) of the chunk's rows (see :meth:`image_rows`), a
+        view of a temporary."""
         xp = self.xp
         ni, n_mirror, n_rings, n_angles = samples.shape
         # conj(fft(x) / L) = ifft(conj(x)): conjugate, normalise and shift in
@@ -631,7 +712,7 @@ class RingSearch:
             unit[:, :, None, :, :], phase_conj[None, None, :, :, :], out=shifted
         )
         a = _ifft_temporary(self.fft, shifted.reshape(-1, n_rings, n_angles))
-        return self.rows(a[..., : self.grid.n_harmonics], ref_chunk)
+        return a[..., : self.grid.n_harmonics]
 
     def rows(self, a: Any, ref_chunk: int) -> Any:
         """Prepare an image chunk's harmonics for :meth:`best`.
@@ -726,7 +807,7 @@ def search_polar(
     budget_bytes: int = 64 * 2**20,
     run_tasks: TaskRunner | None = None,
     ring_search: RingSearchFactory = RingSearch,
-    image_cache: MutableMapping[Any, Any] | None = None,
+    image_cache: ImageCache | None = None,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -754,11 +835,12 @@ def search_polar(
     ring_search : callable
         ``ring_search(b_w, grid, xp, fft) -> RingSearch``: evaluates the ring
         products and their max (:class:`RingSearch`, exhaustive, by default).
-    image_cache : mutable mapping or None
-        Keeps the images' polar samples and norms between calls, keyed by the
-        images' content, the parameters and the metrics' weights (host arrays
-        only; it holds one entry). The iterations of a run search the same
-        images: from the second on, only the references are prepared.
+    image_cache : ImageCache or None
+        Keeps the images' polar samples and norms, and their chunks' prepared
+        rows up to its budget, between calls, keyed by the images' content,
+        the parameters and the metrics' weights (host arrays only). The
+        iterations of a run search the same images: from the second on,
+        mostly the references are prepared.
 
     Returns
     -------
@@ -791,22 +873,20 @@ def search_polar(
 
     # Images: polar samples per mirror, norms (shift/rotation invariant); the
     # same every iteration of a run, so kept by a caller that passes a cache.
-    key = None
-    factors = None
-    if image_cache is not None:
+    def prepare_images() -> tuple[Any, Any, list[Any]]:
+        return _image_factors(
+            images, grid, mirrors, ring_w, fweights, xp, fft, sampler, run_tasks
+        )
+
+    if image_cache is None:
+        factors = prepare_images()
+    else:
         key = (
             _fingerprint(images),
             params,
             tuple(_fingerprint(fw) for fw in fweights),
         )
-        factors = image_cache.get(key)
-    if factors is None:
-        factors = _image_factors(
-            images, grid, mirrors, ring_w, fweights, xp, fft, sampler, run_tasks
-        )
-        if image_cache is not None:
-            image_cache.clear()  # one run's images at a time
-            image_cache[key] = factors
+        factors = image_cache.factors(key, prepare_images)
     samples, img_norm, img_wnorm = factors
     phase_conj = _shift_phases(  # (S, R, L)
         n,
@@ -837,7 +917,11 @@ def search_polar(
         i1 = min(n_img, i0 + img_chunk)
         ni = i1 - i0
         state = evaluator.image_rows(
-            samples[i0:i1], img_norm[i0:i1], phase_conj, ref_chunk
+            samples[i0:i1],
+            img_norm[i0:i1],
+            phase_conj,
+            ref_chunk,
+            None if image_cache is None else (image_cache, i0),
         )
         for j0 in range(0, n_ref, ref_chunk):
             j1 = min(n_ref, j0 + ref_chunk)

@@ -32,7 +32,7 @@ import numpy as np
 from sigcore.alignment import SearchParams
 from sigcore.backends import _numba_kernels as kernels
 from sigcore.backends._numba_rows import phase_planes, row_harmonics, row_tables
-from sigcore.backends.polar import PolarGrid, RingSearch, polar_grid
+from sigcore.backends.polar import ImageCache, PolarGrid, RingSearch, polar_grid
 
 __all__ = [
     "DENSE_LEVELS",
@@ -107,33 +107,46 @@ class PrunedRingSearch(RingSearch):
         self.exhaustive = False
 
     def image_rows(
-        self, samples: Any, norm: Any, phase_conj: Any, ref_chunk: int
+        self,
+        samples: Any,
+        norm: Any,
+        phase_conj: Any,
+        ref_chunk: int,
+        kept: tuple[ImageCache, int] | None = None,
     ) -> _Rows:
         """As :meth:`RingSearch.image_rows`, the harmonics as real products.
 
         Each ring's kept harmonics come from two real GEMMs of its half-circle
         samples (:mod:`sigcore.backends._numba_rows`), written straight into
-        the packed planes, the dense harmonics and the third tier's planes.
+        the packed planes, the dense harmonics and the third tier's planes
+        (kept whole in ``kept`` when it has room: they depend on the level).
         Once the search has fallen back to every product, the FFT path.
         """
         if self.exhaustive:
-            return super().image_rows(samples, norm, phase_conj, ref_chunk)
-        if self._phase is None or self._phase[0] is not phase_conj:
-            self._phase = (phase_conj, phase_planes(phase_conj, self.tables))
+            return super().image_rows(samples, norm, phase_conj, ref_chunk, kept)
         n_dense = self.levels[self.level]
         mid = None
         if n_dense == _MID and self.mid_b is not None:
             mid = (self.mid_ring, _MID, _MID)
-        h = row_harmonics(
-            samples,
-            1.0 / np.asarray(norm, dtype=np.float32),
-            self._phase[1],
-            self.tables,
-            self.grid.n_harmonics,
-            n_dense,
-            mid,
-            self.scratch,
-        )
+        name = None if kept is None else ("packed", n_dense, mid, kept[1])
+        h = None if kept is None else kept[0].rows(name)
+        if h is None:
+            if self._phase is None or self._phase[0] is not phase_conj:
+                self._phase = (phase_conj, phase_planes(phase_conj, self.tables))
+            h = row_harmonics(
+                samples,
+                1.0 / np.asarray(norm, dtype=np.float32),
+                self._phase[1],
+                self.tables,
+                self.grid.n_harmonics,
+                n_dense,
+                mid,
+                self.scratch,
+            )
+            if kept is not None:  # h's arrays are the thread's scratch
+                owned = h.copy()
+                if kept[0].keep_rows(name, owned, owned.nbytes):
+                    h = owned
         return self._state(h.a_re, h.a_im, h.norm2, h.low, h.mid, None, ref_chunk)
 
     def rows(self, a: Any, ref_chunk: int) -> _Rows:

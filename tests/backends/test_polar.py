@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from sigcore.alignment import SearchParams
-from sigcore.backends.polar import ThreadScratch, search_flops, search_polar
+from sigcore.backends.polar import (
+    ImageCache,
+    RingSearch,
+    ThreadScratch,
+    search_flops,
+    search_polar,
+)
 from sigcore.backends.search_reference import search_bruteforce
 from sigcore.metrics.imed import Imed
 
@@ -85,6 +91,25 @@ def test_cpu_backend_threads_match_generic(case):
     np.testing.assert_array_equal(cpu.mirror, generic.mirror)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba absent")
+def test_cpu_backend_keeps_rows_within_a_share_of_memory(monkeypatch):
+    """The kept rows' budget is the constant, or a sixteenth of the machine's
+    memory when that is smaller (a quarter of the constant where unknown)."""
+    import sigcore.backends.cpu as cpu
+
+    assert 0 < cpu._kept_rows_budget() <= cpu._KEPT_ROWS_BYTES
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**20}  # 4 GiB
+    monkeypatch.setattr(cpu.os, "sysconf", pages.__getitem__)
+    assert cpu._kept_rows_budget() == 2**28
+    assert cpu.CpuBackend.create(threads=1)._image_cache.rows_budget == 2**28
+
+    def unknown(name):
+        raise ValueError(f"unrecognized configuration name {name}")
+
+    monkeypatch.setattr(cpu.os, "sysconf", unknown)
+    assert cpu._kept_rows_budget() == cpu._KEPT_ROWS_BYTES // 4
+
+
 def test_thread_scratch_reuses_per_thread_and_grows():
     scratch = ThreadScratch(np)
     first = scratch.get("rows", (4, 8), np.complex64)
@@ -125,18 +150,57 @@ def test_image_cache_reuses_the_images_factors_and_sees_changes(case, monkeypatc
     monkeypatch.setattr(
         polar, "_image_factors", lambda *a: calls.append(1) or prepare(*a)
     )
-    cache: dict = {}
+    cache = ImageCache()
     first = search_polar(images, refs, params, [Imed()], xp=np, image_cache=cache)
     again = search_polar(images, refs, params, [Imed()], xp=np, image_cache=cache)
     assert len(calls) == 1
-    assert len(cache) == 1
     np.testing.assert_array_equal(again.correlation, first.correlation)
     np.testing.assert_array_equal(again.metrics["imed"], first.metrics["imed"])
     images[0] = images[0][::-1]  # in place: same object, new content
     changed = search_polar(images, refs, params, [Imed()], xp=np, image_cache=cache)
     fresh = search_polar(images, refs, params, [Imed()], xp=np)
     assert len(calls) == 3
-    assert len(cache) == 1
     np.testing.assert_array_equal(changed.correlation, fresh.correlation)
     search_polar(images, refs, SearchParams(max_shift=1), xp=np, image_cache=cache)
     assert len(calls) == 4
+
+
+def test_image_cache_keeps_rows_within_its_budget(case, monkeypatch):
+    """With a budget, the second search takes the chunks' harmonics from the
+    cache (forms none) and gives the same result; chunks beyond the budget
+    are formed by every search; new images drop the kept rows."""
+    images, refs, _ = case
+    images = np.concatenate([images] * 15)  # 45 images: chunks of 20, 20, 5
+    params = SearchParams(max_shift=2, max_frequency=0.4)
+    formed = []
+    harmonics = RingSearch._harmonics
+
+    def counted(self, *args):
+        formed.append(1)
+        return harmonics(self, *args)
+
+    monkeypatch.setattr(RingSearch, "_harmonics", counted)
+    want = search_polar(images, refs, params, [Imed()], xp=np)
+    n_chunks = len(formed)
+    assert n_chunks == 3
+    cache = ImageCache(rows_budget=1 << 30)
+    for _ in range(2):
+        got = search_polar(images, refs, params, [Imed()], xp=np, image_cache=cache)
+        np.testing.assert_array_equal(got.correlation, want.correlation)
+        np.testing.assert_array_equal(got.psi, want.psi)
+        np.testing.assert_array_equal(got.metrics["imed"], want.metrics["imed"])
+    assert len(formed) == 2 * n_chunks  # the second search formed none
+    assert cache.rows_bytes > 0
+    tight = ImageCache(rows_budget=cache.rows_bytes - 1)  # the last chunk won't fit
+    for _ in range(2):
+        got = search_polar(images, refs, params, xp=np, image_cache=tight)
+        np.testing.assert_array_equal(got.correlation, want.correlation)
+    assert len(formed) == 2 * n_chunks + 3 + 1
+    assert 0 < tight.rows_bytes < cache.rows_bytes
+    first_chunk = cache.rows(("harmonics", 0))
+    other = images[::-1].copy()
+    got = search_polar(other, refs, params, xp=np, image_cache=cache)
+    assert cache.rows(("harmonics", 0)) is not first_chunk  # old rows dropped
+    np.testing.assert_array_equal(
+        got.correlation, search_polar(other, refs, params, xp=np).correlation
+    )

@@ -228,3 +228,41 @@ def test_grid_max_equals_the_sampled_sum(n_harm, n):
         axis=1
     )
     np.testing.assert_allclose(best, want, rtol=1e-5, atol=1e-5)
+
+
+def test_kept_rows_are_reused_with_the_same_result(monkeypatch):
+    """Through search_polar with an ImageCache, the second search of the same
+    images forms no image rows and returns the first search's tables."""
+    import sigcore.backends.pruned_search as pruned
+    from sigcore.backends.polar import ImageCache, search_polar
+    from sigcore.metrics.imed import Imed
+
+    from .test_search_reference import render
+
+    rng = np.random.default_rng(3)
+    refs = np.stack([render(s, 0, (0, 0)) for s in range(3)] * 4)
+    images = np.stack([render(j % 3, 40.0 * j, (1, -1)) for j in range(30)])
+    images += 0.2 * rng.standard_normal(images.shape).astype(np.float32)
+    params = SearchParams(max_shift=2, max_frequency=0.4)
+    formed = []
+    row_harmonics = pruned.row_harmonics
+    monkeypatch.setattr(
+        pruned, "row_harmonics", lambda *a: formed.append(1) or row_harmonics(*a)
+    )
+
+    def search(cache):
+        return search_polar(
+            images, refs, params, [Imed()], xp=np, fft=scipy.fft,
+            ring_search=PrunedRingSearch, image_cache=cache,
+        )  # fmt: skip
+
+    want = search(None)
+    n_chunks = len(formed)
+    cache = ImageCache(rows_budget=1 << 30)
+    first, second = search(cache), search(cache)
+    assert len(formed) == 2 * n_chunks  # none formed by the second search
+    for got in (first, second):
+        np.testing.assert_array_equal(got.correlation, want.correlation)
+        np.testing.assert_array_equal(got.psi, want.psi)
+        np.testing.assert_array_equal(got.shifts, want.shifts)
+        np.testing.assert_array_equal(got.metrics["imed"], want.metrics["imed"])
