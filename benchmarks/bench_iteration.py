@@ -9,7 +9,11 @@ on the same device, so figures from shared, noisy machines can be compared.
 
 The timed iteration is the first of the default schedule: its volume is
 projected and reconstructed within the search band. ``--last-iteration``
-times the last one instead, which reconstructs the full band. Two search
+times the last one instead, which reconstructs the full band. The timed
+iterations search the warm-up's images again, as a run's iterations after its
+first do (the ``cpu`` backend keeps the images' prepared rows between them);
+``--new-images`` makes the backend forget them first, as in a run's first
+iteration. Two search
 rates are printed: the flops the search performed (``cpu``: the pruned
 formulation, :func:`sigcore.backends.pruned_search.pruned_flops` with the
 measured count of completed columns; ``cupy``: the exhaustive one) and the
@@ -95,11 +99,14 @@ def time_iteration(
     repeats: int = 1,
     warmup: bool = True,
     last: bool = False,
+    new_images: bool = False,
 ) -> dict[str, Any]:
     """Run one warm-up and ``repeats`` timed iterations; return the best split.
 
     ``last`` times the schedule's last iteration (alpha 99.5%, full-band
     reconstruction) instead of its first (80%, band-limited volumes).
+    ``new_images`` drops what the backend keeps of the images before each
+    timed iteration (``forget_images``), as if it had not searched them.
     """
     from sigcore import scheduler
     from sigcore.config import ReconstructionConfig
@@ -123,6 +130,8 @@ def time_iteration(
         loop.iterate(volume, 0, t)
     best: dict[str, float] | None = None
     for _ in range(repeats):
+        if new_images and hasattr(backend, "forget_images"):
+            backend.forget_images()
         with _count_transforms() as completed:
             t0 = time.perf_counter()
             _, _, stats = loop.iterate(volume, 0, t)
@@ -153,6 +162,7 @@ def time_iteration(
         "step": step,
         "gallery": len(loop.gallery),
         "shifts": int((2 * max_shift + 1) ** 2),
+        "new_images": new_images,
         "significant_pairs": int(pairs),
         "seconds": best,
         "search_flops": flops,
@@ -230,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         help="time the schedule's last iteration (full-band reconstruction) "
         "instead of the first",
     )
+    p.add_argument(
+        "--new-images",
+        action="store_true",
+        help="time searches of images the backend has not kept (a run's first "
+        "iteration) instead of a later iteration's",
+    )
     p.add_argument("--scaling", action="store_true", help="N, step and box sweeps")
     p.add_argument("--plot", default=None, help="log-log plot of the sweeps (PNG)")
     p.add_argument("--json", action="store_true")
@@ -261,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             repeats=args.repeats,
             warmup=not args.no_warmup,
             last=args.last_iteration,
+            new_images=args.new_images,
             **common,
         )
         rows.append(_report(row, cal, cal_gflops))

@@ -69,6 +69,10 @@ class CpuBackend(ArrayBackend):
         # images.
         self._image_cache = ImageCache(rows_budget=_kept_rows_budget())
 
+    def forget_images(self) -> None:
+        """Drop the kept image factors and rows (the next search forms them again)."""
+        self._image_cache = ImageCache(rows_budget=self._image_cache.rows_budget)
+
     @classmethod
     def is_available(cls) -> bool:
         """Return True when numba is importable (checked without importing it)."""

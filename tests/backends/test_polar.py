@@ -101,7 +101,15 @@ def test_cpu_backend_keeps_rows_within_a_share_of_memory(monkeypatch):
     pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**20}  # 4 GiB
     monkeypatch.setattr(cpu.os, "sysconf", pages.__getitem__)
     assert cpu._kept_rows_budget() == 2**28
-    assert cpu.CpuBackend.create(threads=1)._image_cache.rows_budget == 2**28
+    backend = cpu.CpuBackend.create(threads=1)
+    assert backend._image_cache.rows_budget == 2**28
+    images = np.zeros((2, 16, 16), dtype=np.float32)
+    images[:, 6:10, 5:11] = 1.0
+    backend.search(images, images, SearchParams(max_shift=1))
+    assert backend._image_cache.rows_bytes > 0
+    backend.forget_images()
+    assert backend._image_cache.rows_bytes == 0
+    assert backend._image_cache.rows_budget == 2**28
 
     def unknown(name):
         raise ValueError(f"unrecognized configuration name {name}")
