@@ -17,6 +17,7 @@ Registered as a built-in plugin.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -47,6 +48,10 @@ _CHUNK_BYTES = 16 * 2**20
 # of every later search (issue 6). The budget is also capped at a sixteenth of
 # the machine's memory (_kept_rows_budget).
 _KEPT_ROWS_BYTES = 2 * 2**30
+_CGROUP_LIMITS = (
+    "/sys/fs/cgroup/memory.max",  # cgroup v2
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",  # v1 (huge when unlimited)
+)
 
 
 class CpuBackend(ArrayBackend):
@@ -200,12 +205,24 @@ class CpuBackend(ArrayBackend):
 
 
 def _kept_rows_budget() -> int:
-    """Bytes of image rows the searches keep: ``_KEPT_ROWS_BYTES`` or 1/16 of RAM."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not POSIX
+    """Bytes of image rows the searches keep: ``_KEPT_ROWS_BYTES`` or 1/16 of memory.
+
+    The memory is the machine's, or the process's cgroup limit where one is
+    set and smaller (batch schedulers); a quarter of the constant where
+    neither can be read.
+    """
+    limits = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # not POSIX
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    for path in _CGROUP_LIMITS:
+        try:
+            with open(path, encoding="ascii") as f:
+                limits.append(int(f.read().strip()))
+        except (OSError, ValueError):  # absent, or "max" (no limit)
+            continue
+    if not limits:
         return _KEPT_ROWS_BYTES // 4
-    return int(min(_KEPT_ROWS_BYTES, memory // 16))
+    return int(min(_KEPT_ROWS_BYTES, min(limits) // 16))
 
 
 def _blas_thread_setter() -> Callable[[int], None] | None:

@@ -92,15 +92,23 @@ def test_cpu_backend_threads_match_generic(case):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba absent")
-def test_cpu_backend_keeps_rows_within_a_share_of_memory(monkeypatch):
+def test_cpu_backend_keeps_rows_within_a_share_of_memory(monkeypatch, tmp_path):
     """The kept rows' budget is the constant, or a sixteenth of the machine's
-    memory when that is smaller (a quarter of the constant where unknown)."""
+    memory or cgroup limit when that is smaller (a quarter of the constant
+    where unknown)."""
     import sigcore.backends.cpu as cpu
 
     assert 0 < cpu._kept_rows_budget() <= cpu._KEPT_ROWS_BYTES
     pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**20}  # 4 GiB
     monkeypatch.setattr(cpu.os, "sysconf", pages.__getitem__)
+    monkeypatch.setattr(cpu, "_CGROUP_LIMITS", ())
     assert cpu._kept_rows_budget() == 2**28
+    limits = [tmp_path / "v2", tmp_path / "v1"]
+    limits[0].write_text("max\n")  # cgroup v2 without a limit
+    limits[1].write_text(f"{2**30}\n")  # a 1 GiB limit
+    monkeypatch.setattr(cpu, "_CGROUP_LIMITS", (*limits, tmp_path / "absent"))
+    assert cpu._kept_rows_budget() == 2**26
+    monkeypatch.setattr(cpu, "_CGROUP_LIMITS", ())
     backend = cpu.CpuBackend.create(threads=1)
     assert backend._image_cache.rows_budget == 2**28
     images = np.zeros((2, 16, 16), dtype=np.float32)
