@@ -621,6 +621,14 @@ class ImageCache:
         """Bytes of rows kept now."""
         return self._rows_bytes
 
+    def __getstate__(self) -> dict[str, int]:
+        """Pickle the budget only: a copy sent elsewhere starts empty."""
+        return {"rows_budget": self.rows_budget}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        """An empty cache with the pickled budget."""
+        self.__init__(state["rows_budget"])  # type: ignore[misc]
+
 
 class RingSearch:
     """Ring products of a search chunk and their best row and psi sample.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import threading
 
 import numpy as np
@@ -213,6 +214,10 @@ def test_image_cache_keeps_rows_within_its_budget(case, monkeypatch):
         np.testing.assert_array_equal(got.correlation, want.correlation)
     assert len(formed) == 2 * n_chunks + 3 + 1
     assert 0 < tight.rows_bytes < cache.rows_bytes
+    copy = pickle.loads(pickle.dumps(cache))  # e.g. shipped to a worker
+    assert copy.rows_budget == cache.rows_budget
+    assert copy.rows_bytes == 0
+    assert copy.rows(("harmonics", 0)) is None
     first_chunk = cache.rows(("harmonics", 0))
     other = images[::-1].copy()
     got = search_polar(other, refs, params, xp=np, image_cache=cache)
