@@ -7,7 +7,16 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["cross_value", "pack_rings", "polar_sampler", "pruned_best", "refine"]
+from sigcore.backends.polar import _PAD
+
+__all__ = [
+    "cross_value",
+    "pack_rings",
+    "polar_sampler",
+    "pruned_best",
+    "refine",
+    "warp_pairs",
+]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -25,6 +34,80 @@ def _sample(
         for s in range(taps):
             acc += spectra[i, index[p, s]] * weight[p, s]
         out[i, p] = acc
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keys_tap(t: float, inner: bool) -> float:  # pragma: no cover
+    """The Keys kernel's inner (``|t| <= 1``) or outer branch at ``t >= 0``."""
+    if inner:
+        return (1.5 * t - 2.5) * t * t + 1.0
+    return ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _warp(
+    spectra: Any,
+    which: Any,
+    kx: Any,
+    ky: Any,
+    psi: Any,
+    mirror: Any,
+    shifts: Any,
+    filt: Any,
+    n: int,
+    out: Any,
+) -> None:  # pragma: no cover
+    # The operations of polar._warped, in its order, a point at a time.
+    size = _PAD * n
+    wx = np.empty(4, dtype=np.float64)
+    wy = np.empty(4, dtype=np.float64)
+    ix = np.empty(4, dtype=np.int64)
+    iy = np.empty(4, dtype=np.int64)
+    for q in range(out.shape[0]):
+        c = np.cos(psi[q])
+        s = np.sin(psi[q])
+        sign = -1.0 if mirror[q] else 1.0
+        alpha = (c * shifts[q, 0] - s * shifts[q, 1]) / n
+        beta = (s * shifts[q, 0] + c * shifts[q, 1]) / n
+        row = spectra[which[q]]
+        for t in range(kx.shape[0]):
+            ux = _PAD * sign * (c * kx[t] + s * ky[t])
+            uy = _PAD * (-s * kx[t] + c * ky[t])
+            fx = np.floor(ux)
+            fy = np.floor(uy)
+            for d in range(4):
+                inner = d == 1 or d == 2
+                wx[d] = _keys_tap(abs(ux - (fx + (d - 1))), inner)
+                wy[d] = _keys_tap(abs(uy - (fy + (d - 1))), inner)
+                i = int(fx) + d - 1
+                ix[d] = i + size if i < 0 else i
+                i = int(fy) + d - 1
+                iy[d] = (i + size if i < 0 else i) * size
+            acc = np.complex64(0)
+            for b in range(4):
+                for a in range(4):
+                    acc += row[iy[b] + ix[a]] * np.float32(wx[a] * wy[b])
+            phase = np.exp(-2j * np.pi * alpha * kx[t]) * np.exp(
+                -2j * np.pi * beta * ky[t]
+            )
+            out[q, t] = acc * np.complex64(phase * filt[t])
+
+
+def warp_pairs(
+    spectra: Any,
+    which: Any,
+    kx: Any,
+    ky: Any,
+    psi: Any,
+    mirror: Any,
+    shifts: Any,
+    filt: Any,
+    n: int,
+) -> Any:
+    """``polar._warped`` as one numba loop (same arguments, no ``xp``)."""
+    out = np.empty((len(psi), len(kx)), dtype=np.complex64)
+    _warp(spectra, which, kx, ky, psi, mirror, shifts, filt, n, out)
+    return out
 
 
 def polar_sampler(spectra: Any, index: Any, weight: Any) -> Any:

@@ -109,11 +109,14 @@ class CpuBackend(ArrayBackend):
         """Compile (or load from cache) the numba kernels outside any timing."""
         from sigcore.alignment import SearchParams
         from sigcore.backends._numba_insert import warm_up
+        from sigcore.metrics.correlation import Correlation
         from sigcore.metrics.imed import Imed
 
         blobs = np.zeros((2, 16, 16), dtype=np.float32)
         blobs[:, 6:10, 5:11] = 1.0
-        self.search(blobs, blobs, SearchParams(max_shift=1.0), [Imed()])
+        # Correlation: the real-space metrics' warp (third-party metrics).
+        self.search(blobs, blobs, SearchParams(max_shift=1.0), [Imed(), Correlation()])
+        self.forget_images()
         warm_up()
         self.project(np.zeros((4, 4, 4), dtype=np.float32), np.eye(3)[None])
 
@@ -181,7 +184,7 @@ class CpuBackend(ArrayBackend):
         """
         import scipy.fft
 
-        from sigcore.backends._numba_kernels import polar_sampler
+        from sigcore.backends._numba_kernels import polar_sampler, warp_pairs
         from sigcore.backends.polar import search_polar
         from sigcore.backends.pruned_search import PrunedRingSearch
 
@@ -201,6 +204,7 @@ class CpuBackend(ArrayBackend):
                 ring_search=PrunedRingSearch,
                 budget_bytes=_CHUNK_BYTES,
                 image_cache=self._image_cache,
+                warp=warp_pairs,
             )
 
 

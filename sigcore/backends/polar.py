@@ -309,6 +309,7 @@ def _padded_spectra(stack: Any, n: int, xp: Any, fft: Any) -> Any:
 
 
 Sampler = Callable[[Any, Any, Any], Any]
+Warp = Callable[..., Any]  # as _warped, without ``xp``
 TaskRunner = Callable[[Callable[[int], None], Sequence[int]], None]
 
 
@@ -816,6 +817,7 @@ def search_polar(
     run_tasks: TaskRunner | None = None,
     ring_search: RingSearchFactory = RingSearch,
     image_cache: ImageCache | None = None,
+    warp: Warp | None = None,
 ) -> SearchResult:
     """Align every image to every reference (the fast path of DESIGN §5.3).
 
@@ -849,6 +851,10 @@ def search_polar(
         the parameters and the metrics' weights (host arrays only). The
         iterations of a run search the same images: from the second on,
         mostly the references are prepared.
+    warp : callable or None
+        Warps the pairs' spectra for metrics without a Fourier form
+        (:func:`_warped`'s arguments without ``xp``); :func:`_warped` by
+        default (the CPU backend passes a numba loop).
 
     Returns
     -------
@@ -967,7 +973,15 @@ def search_polar(
     if others:
         result_metrics.update(
             _real_space_metrics(
-                images, references, psi_deg, mirror > 0, chosen, params, others, xp
+                images,
+                references,
+                psi_deg,
+                mirror > 0,
+                chosen,
+                params,
+                others,
+                xp,
+                warp,
             )
         )
     return SearchResult(
@@ -1061,50 +1075,141 @@ def aligned_pairs(
     Returns
     -------
     aligned, refs : Array, shape (p, n, n), float32
-        Real images filtered to the band; ``aligned[q]`` is image q mirrored,
+        Real images filtered by ``sqrt(H)`` (the band filter of the score, as
+        in ``search_reference``); ``aligned[q]`` is image q mirrored,
         shifted and rotated onto ``refs[q]`` (the definition's ``Y``), sampled
         from the x2-padded DFT by Keys cubic interpolation.
     """
     n = images.shape[-1]
+    band = _band_filter(n, params, xp)
+    spectra = _padded_spectra(xp.asarray(images, dtype=xp.float32), n, xp, xp.fft)
+    which = np.arange(images.shape[0])
+    aligned = _aligned(spectra, which, psi, mirror, shifts, band, xp)
+    return aligned, _band_limited(references, band, xp)
+
+
+def _band_filter(n: int, params: SearchParams, xp: Any) -> Any:
+    """``sqrt(H)`` on the centred (n, n) grid, 0 at DC and beyond the band.
+
+    The filter of the correlation's definition (``band_weight``), so that the
+    real-space correlation of a filtered aligned pair is the search's score,
+    as in the reference (``search_reference``).
+    """
     radius = band_radius(n, params)
     k = np.arange(n) - n // 2
     ky, kx = np.meshgrid(k, k, indexing="ij")
     r2 = kx**2 + ky**2
-    band = xp.asarray(((r2 > 0) & (r2 <= radius**2 + 1e-9)).astype(np.float32))
-    a = np.deg2rad(np.asarray(psi, dtype=np.float64))
-    c, s = np.cos(a)[:, None, None], np.sin(a)[:, None, None]
-    qx = c * kx + s * ky  # R(-psi) k
-    qy = -s * kx + c * ky
-    sign = np.where(np.asarray(mirror), -1.0, 1.0)[:, None, None]
-    phase = np.exp(
-        -2j
-        * np.pi
-        * (shifts[:, 0, None, None] * qx + shifts[:, 1, None, None] * qy)
-        / n
-    )
-    size = _PAD * n
-    ux, uy = _PAD * sign * qx, _PAD * qy
-    fx, fy = np.floor(ux), np.floor(uy)
-    spectra = _padded_spectra(xp.asarray(images, dtype=xp.float32), n, xp, xp.fft)
-    out = xp.zeros((images.shape[0], n * n), dtype=xp.complex64)
-    p_idx = xp.arange(images.shape[0])[:, None]
-    for dy in range(-1, 3):
-        wy = _keys(uy - (fy + dy), np)
-        for dx in range(-1, 3):
-            wx = _keys(ux - (fx + dx), np)
-            idx = (np.mod(fy + dy, size) * size + np.mod(fx + dx, size)).astype(
-                np.int64
-            )
-            w = xp.asarray((wx * wy).reshape(len(psi), -1).astype(np.float32))
-            out += spectra[p_idx, xp.asarray(idx.reshape(len(psi), -1))] * w
-    y = out.reshape(-1, n, n) * xp.asarray(phase.astype(np.complex64)) * band
+    inside = (r2 > 0) & (r2 <= radius**2 + 1e-9)
+    weight = np.sqrt(band_weight(np.sqrt(r2), n, params)) * inside
+    return xp.asarray(weight.astype(np.float32))
+
+
+def _band_limited(references: Any, band: Any, xp: Any) -> Any:
+    """Real references filtered by ``band`` (centred, :func:`_band_filter`), float32."""
     refs = xp.fft.fftshift(
         xp.fft.fft2(
             xp.fft.ifftshift(xp.asarray(references, dtype=xp.float32), axes=(-2, -1))
         ),
         axes=(-2, -1),
     )
-    return _centred_real(y, xp), _centred_real(refs * band, xp)
+    return _centred_real(refs * band, xp)
+
+
+def _aligned(
+    spectra: Any,
+    which: NDArray[np.int64],
+    psi: NDArray[np.float64],
+    mirror: NDArray[np.bool_],
+    shifts: NDArray[np.float64],
+    band: Any,
+    xp: Any,
+    warp: Warp | None = None,
+) -> Any:
+    """Aligned band-limited real images of pairs from their images' padded DFTs.
+
+    ``spectra`` (B, (2n)²) from :func:`_padded_spectra`; pair ``q`` uses row
+    ``which[q]``; ``band`` the centred filter (:func:`_band_filter`). Only the
+    frequencies inside the band are warped, by ``warp`` (the ``cpu``
+    backend's numba kernel) or :func:`_warped`.
+    """
+    n = band.shape[-1]
+    filt = _host(band).ravel()
+    inside = np.flatnonzero(filt)
+    k = np.arange(n, dtype=np.float64) - n // 2
+    kx, ky = k[inside % n], k[inside // n]
+    a = np.deg2rad(np.asarray(psi, dtype=np.float64))
+    args = (spectra, np.asarray(which), kx, ky, a, np.asarray(mirror, dtype=np.bool_))
+    values = (warp or functools.partial(_warped, xp=xp))(
+        *args, np.asarray(shifts, dtype=np.float64), filt[inside], n
+    )
+    y = xp.zeros((len(a), n * n), dtype=xp.complex64)
+    y[:, xp.asarray(inside)] = values
+    return _centred_real(y.reshape(-1, n, n), xp)
+
+
+def _warped(
+    spectra: Any,
+    which: NDArray[np.int64],
+    kx: NDArray[np.float64],
+    ky: NDArray[np.float64],
+    psi: NDArray[np.float64],
+    mirror: NDArray[np.bool_],
+    shifts: NDArray[np.float64],
+    filt: NDArray[np.float32],
+    n: int,
+    *,
+    xp: Any,
+) -> Any:
+    """Pairs' aligned spectra at the frequencies ``(kx, ky)``: (p, m) complex64.
+
+    Pair ``q``: image ``which[q]`` mirrored, rotated by ``psi[q]`` (radians)
+    and shifted, Keys-interpolated from its padded DFT, times ``filt``. The
+    geometry is float64 on the host: each axis's four weights and wrapped
+    indices are formed once, each tap with its branch of the kernel, and the
+    phase of the rotated frequency ``R(-psi) k`` is the product of an x and a
+    y factor.
+    """
+    size = _PAD * n
+    c, s = np.cos(psi)[:, None], np.sin(psi)[:, None]
+    kx, ky = kx[None, :], ky[None, :]
+    sign = np.where(mirror, -1.0, 1.0)[:, None]
+    ux = _PAD * sign * (c * kx + s * ky)  # R(-psi) k, x mirrored
+    uy = _PAD * (-s * kx + c * ky)
+    taps_x = _keys_taps(ux, size, 1)
+    taps_y = _keys_taps(uy, size, size)
+    out = xp.zeros((len(psi), kx.shape[1]), dtype=xp.complex64)
+    rows = xp.asarray(which)[:, None]
+    for wy, iy in taps_y:
+        for wx, ix in taps_x:
+            w = (wx * wy).astype(np.float32)
+            out += spectra[rows, xp.asarray(iy + ix)] * xp.asarray(w)
+    # exp(-2 pi i (sx qx + sy qy) / n) with q = R(-psi) k, as x and y factors.
+    alpha = (c * shifts[:, 0, None] - s * shifts[:, 1, None]) / n
+    beta = (s * shifts[:, 0, None] + c * shifts[:, 1, None]) / n
+    phase = np.exp(-2j * np.pi * alpha * kx) * np.exp(-2j * np.pi * beta * ky)
+    phase *= filt
+    return out * xp.asarray(phase.astype(np.complex64))
+
+
+def _keys_taps(u: NDArray[np.float64], size: int, stride: int) -> list[Any]:
+    """The four (Keys weight, wrapped index x stride) taps along one axis.
+
+    Taps ``floor(u) + d``, ``d = -1 .. 2``, at distances ``t = |u - floor(u) - d|``
+    in [1, 2), [0, 1), (0, 1] and (1, 2]: each takes its branch of
+    :func:`_keys` (the branches agree, at 0, where they meet).
+    """
+    f = np.floor(u)
+    base = f.astype(np.int64)
+    taps = []
+    for d in range(-1, 3):
+        t = np.abs(u - (f + d))
+        if d in (0, 1):
+            w = (1.5 * t - 2.5) * t * t + 1.0
+        else:
+            w = ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
+        i = base + d
+        taps.append((w, np.where(i < 0, i + size, i) * stride))
+    return taps
 
 
 def _centred_real(spectrum: Any, xp: Any) -> Any:
@@ -1123,24 +1228,36 @@ def _real_space_metrics(
     params: SearchParams,
     metrics: Sequence[Metric],
     xp: Any,
+    warp: Warp | None = None,
     chunk: int = 256,
 ) -> dict[str, NDArray[Any]]:
-    """Metrics without a Fourier form, on aligned real-space pairs, chunked."""
+    """Metrics without a Fourier form, on aligned real-space pairs.
+
+    As :func:`aligned_pairs`, but each image's padded DFT and each
+    band-limited reference are formed once, not once per pair; the pairs of
+    an image are warped ``chunk`` at a time (by ``warp``, see :func:`_aligned`).
+    """
     n_img, n_ref = psi.shape
-    ii, jj = np.meshgrid(np.arange(n_img), np.arange(n_ref), indexing="ij")
-    ii, jj = ii.ravel(), jj.ravel()
-    out = {m.name: np.empty(n_img * n_ref, dtype=np.float32) for m in metrics}
-    for p0 in range(0, len(ii), chunk):
-        sl = slice(p0, p0 + chunk)
-        aligned, refs = aligned_pairs(
-            images[xp.asarray(ii[sl])],
-            references[xp.asarray(jj[sl])],
-            psi.ravel()[sl],
-            mirror.ravel()[sl],
-            shifts.reshape(-1, 2)[sl],
-            params,
-            xp=xp,
+    n = images.shape[-1]
+    band = _band_filter(n, params, xp)
+    refs = _band_limited(references, band, xp)
+    out = {m.name: np.empty((n_img, n_ref), dtype=np.float32) for m in metrics}
+    for i in range(n_img):
+        spectra = _padded_spectra(
+            xp.asarray(images[i : i + 1], dtype=xp.float32), n, xp, xp.fft
         )
-        for m in metrics:
-            out[m.name][sl] = _host(m.score(aligned, refs, xp))
-    return {k: v.reshape(n_img, n_ref) for k, v in out.items()}
+        for j0 in range(0, n_ref, chunk):
+            j1 = min(n_ref, j0 + chunk)
+            aligned = _aligned(
+                spectra,
+                np.zeros(j1 - j0, dtype=np.int64),
+                psi[i, j0:j1],
+                mirror[i, j0:j1],
+                shifts[i, j0:j1],
+                band,
+                xp,
+                warp,
+            )
+            for m in metrics:
+                out[m.name][i, j0:j1] = _host(m.score(aligned, refs[j0:j1], xp))
+    return out

@@ -225,3 +225,68 @@ def test_image_cache_keeps_rows_within_its_budget(case, monkeypatch):
     np.testing.assert_array_equal(
         got.correlation, search_polar(other, refs, params, xp=np).correlation
     )
+
+
+def test_real_space_metrics_at_the_chosen_alignment(case):
+    """A metric without a Fourier form is scored on the aligned band-limited
+    pairs: the real-space correlation there is the search's score, and the
+    per-image path equals :func:`aligned_pairs` on the listed pairs."""
+    from sigcore.backends.polar import _real_space_metrics, aligned_pairs
+    from sigcore.metrics.correlation import Correlation
+
+    images, refs, _ = case
+    params = SearchParams(max_shift=2, max_frequency=0.4)
+    found = search_polar(images, refs, params, [Correlation()], xp=np)
+    # As in the reference (test_search_reference), up to the interpolation:
+    # with a hard band mask instead of sqrt(H) this was off by up to 0.06.
+    np.testing.assert_allclose(
+        found.metrics["correlation"], found.correlation, atol=5e-3
+    )
+    rng = np.random.default_rng(2)
+    shape = (len(images), len(refs))
+    psi = rng.uniform(-180.0, 180.0, shape)
+    mirror = rng.random(shape) < 0.5
+    shifts = rng.integers(-2, 3, (*shape, 2)).astype(np.float64)
+    got = _real_space_metrics(
+        images, refs, psi, mirror, shifts, params, [Correlation()], np, chunk=2
+    )["correlation"]
+    ii, jj = np.indices(shape).reshape(2, -1)
+    aligned, filtered = aligned_pairs(
+        images[ii], refs[jj], psi.ravel(), mirror.ravel(), shifts.reshape(-1, 2),
+        params, xp=np,
+    )  # fmt: skip
+    want = Correlation().score(aligned, filtered, np).reshape(shape)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba absent")
+def test_cpu_warp_matches_the_generic_one(case):
+    """The cpu backend's numba warp gives the generic warp's spectra (float
+    rounding), so its real-space metrics agree with the generic search's."""
+    from sigcore.backends._numba_kernels import warp_pairs
+    from sigcore.backends.cpu import CpuBackend
+    from sigcore.backends.polar import _padded_spectra, _warped
+    from sigcore.metrics.correlation import Correlation
+
+    images, refs, _ = case
+    n = images.shape[-1]
+    rng = np.random.default_rng(4)
+    p = 40
+    which = rng.integers(0, len(images), p)
+    kx, ky = (rng.uniform(-n / 2, n / 2, 300) for _ in range(2))
+    psi = rng.uniform(-np.pi, np.pi, p)
+    mirror = rng.random(p) < 0.5
+    shifts = rng.uniform(-3, 3, (p, 2))
+    filt = rng.uniform(0, 1, 300).astype(np.float32)
+    spectra = _padded_spectra(images, n, np, np.fft)
+    args = (spectra, which, kx, ky, psi, mirror, shifts, filt, n)
+    want = _warped(*args, xp=np)
+    got = warp_pairs(*args)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+    params = SearchParams(max_shift=2, max_frequency=0.4)
+    cpu = CpuBackend.create(threads=1).search(images, refs, params, [Correlation()])
+    generic = search_polar(images, refs, params, [Correlation()], xp=np)
+    np.testing.assert_allclose(
+        cpu.metrics["correlation"], generic.metrics["correlation"], atol=1e-4
+    )
