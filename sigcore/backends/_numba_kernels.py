@@ -44,12 +44,11 @@ def _keys_tap(t: float, inner: bool) -> float:  # pragma: no cover
     return ((-0.5 * t + 2.5) * t - 4.0) * t + 2.0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _warp(
     spectra: Any,
     which: Any,
-    kx: Any,
-    ky: Any,
+    inside: Any,
     psi: Any,
     mirror: Any,
     shifts: Any,
@@ -57,22 +56,35 @@ def _warp(
     n: int,
     out: Any,
 ) -> None:  # pragma: no cover
-    # The operations of polar._warped, in its order, a point at a time.
+    # The operations of polar._warped, in its order, a point at a time; the
+    # phase factors from per-pair tables over the n integer frequencies.
+    # Parallel over pairs: called from the searching thread only.
     size = _PAD * n
-    wx = np.empty(4, dtype=np.float64)
-    wy = np.empty(4, dtype=np.float64)
-    ix = np.empty(4, dtype=np.int64)
-    iy = np.empty(4, dtype=np.int64)
-    for q in range(out.shape[0]):
+    half = n // 2
+    for q in numba.prange(out.shape[0]):
         c = np.cos(psi[q])
         s = np.sin(psi[q])
         sign = -1.0 if mirror[q] else 1.0
         alpha = (c * shifts[q, 0] - s * shifts[q, 1]) / n
         beta = (s * shifts[q, 0] + c * shifts[q, 1]) / n
+        ex = np.empty(n, dtype=np.complex128)
+        ey = np.empty(n, dtype=np.complex128)
+        for j in range(n):
+            ex[j] = np.exp(-2j * np.pi * alpha * float(j - half))
+            ey[j] = np.exp(-2j * np.pi * beta * float(j - half))
+        wx = np.empty(4, dtype=np.float64)
+        wy = np.empty(4, dtype=np.float64)
+        ix = np.empty(4, dtype=np.int64)
+        iy = np.empty(4, dtype=np.int64)
         row = spectra[which[q]]
-        for t in range(kx.shape[0]):
-            ux = _PAD * sign * (c * kx[t] + s * ky[t])
-            uy = _PAD * (-s * kx[t] + c * ky[t])
+        out[q, :] = 0
+        for t in range(inside.shape[0]):
+            jx = inside[t] % n
+            jy = inside[t] // n
+            kx = float(jx - half)
+            ky = float(jy - half)
+            ux = _PAD * sign * (c * kx + s * ky)
+            uy = _PAD * (-s * kx + c * ky)
             fx = np.floor(ux)
             fy = np.floor(uy)
             for d in range(4):
@@ -87,26 +99,22 @@ def _warp(
             for b in range(4):
                 for a in range(4):
                     acc += row[iy[b] + ix[a]] * np.float32(wx[a] * wy[b])
-            phase = np.exp(-2j * np.pi * alpha * kx[t]) * np.exp(
-                -2j * np.pi * beta * ky[t]
-            )
-            out[q, t] = acc * np.complex64(phase * filt[t])
+            out[q, inside[t]] = acc * np.complex64(ex[jx] * ey[jy] * filt[t])
 
 
 def warp_pairs(
     spectra: Any,
     which: Any,
-    kx: Any,
-    ky: Any,
+    inside: Any,
     psi: Any,
     mirror: Any,
     shifts: Any,
     filt: Any,
     n: int,
 ) -> Any:
-    """``polar._warped`` as one numba loop (same arguments, no ``xp``)."""
-    out = np.empty((len(psi), len(kx)), dtype=np.complex64)
-    _warp(spectra, which, kx, ky, psi, mirror, shifts, filt, n, out)
+    """``polar._warped`` as one parallel numba loop (same arguments, no ``xp``)."""
+    out = np.empty((len(psi), n * n), dtype=np.complex64)
+    _warp(spectra, which, inside, psi, mirror, shifts, filt, n, out)
     return out
 
 

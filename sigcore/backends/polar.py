@@ -1135,23 +1135,23 @@ def _aligned(
     n = band.shape[-1]
     filt = _host(band).ravel()
     inside = np.flatnonzero(filt)
-    k = np.arange(n, dtype=np.float64) - n // 2
-    kx, ky = k[inside % n], k[inside // n]
-    a = np.deg2rad(np.asarray(psi, dtype=np.float64))
-    args = (spectra, np.asarray(which), kx, ky, a, np.asarray(mirror, dtype=np.bool_))
-    values = (warp or functools.partial(_warped, xp=xp))(
-        *args, np.asarray(shifts, dtype=np.float64), filt[inside], n
+    y = (warp or functools.partial(_warped, xp=xp))(
+        spectra,
+        np.asarray(which),
+        inside,
+        np.deg2rad(np.asarray(psi, dtype=np.float64)),
+        np.asarray(mirror, dtype=np.bool_),
+        np.asarray(shifts, dtype=np.float64),
+        filt[inside],
+        n,
     )
-    y = xp.zeros((len(a), n * n), dtype=xp.complex64)
-    y[:, xp.asarray(inside)] = values
     return _centred_real(y.reshape(-1, n, n), xp)
 
 
 def _warped(
     spectra: Any,
     which: NDArray[np.int64],
-    kx: NDArray[np.float64],
-    ky: NDArray[np.float64],
+    inside: NDArray[np.int64],
     psi: NDArray[np.float64],
     mirror: NDArray[np.bool_],
     shifts: NDArray[np.float64],
@@ -1160,24 +1160,26 @@ def _warped(
     *,
     xp: Any,
 ) -> Any:
-    """Pairs' aligned spectra at the frequencies ``(kx, ky)``: (p, m) complex64.
+    """Pairs' aligned centred spectra, (p, n * n) complex64, 0 outside the band.
 
     Pair ``q``: image ``which[q]`` mirrored, rotated by ``psi[q]`` (radians)
-    and shifted, Keys-interpolated from its padded DFT, times ``filt``. The
+    and shifted, Keys-interpolated from its padded DFT at the centred
+    frequencies ``inside`` (flat indices), times ``filt`` there. The
     geometry is float64 on the host: each axis's four weights and wrapped
     indices are formed once, each tap with its branch of the kernel, and the
     phase of the rotated frequency ``R(-psi) k`` is the product of an x and a
     y factor.
     """
     size = _PAD * n
+    k = np.arange(n, dtype=np.float64) - n // 2
+    kx, ky = k[inside % n][None, :], k[inside // n][None, :]
     c, s = np.cos(psi)[:, None], np.sin(psi)[:, None]
-    kx, ky = kx[None, :], ky[None, :]
     sign = np.where(mirror, -1.0, 1.0)[:, None]
     ux = _PAD * sign * (c * kx + s * ky)  # R(-psi) k, x mirrored
     uy = _PAD * (-s * kx + c * ky)
     taps_x = _keys_taps(ux, size, 1)
     taps_y = _keys_taps(uy, size, size)
-    out = xp.zeros((len(psi), kx.shape[1]), dtype=xp.complex64)
+    out = xp.zeros((len(psi), len(inside)), dtype=xp.complex64)
     rows = xp.asarray(which)[:, None]
     for wy, iy in taps_y:
         for wx, ix in taps_x:
@@ -1188,7 +1190,9 @@ def _warped(
     beta = (s * shifts[:, 0, None] + c * shifts[:, 1, None]) / n
     phase = np.exp(-2j * np.pi * alpha * kx) * np.exp(-2j * np.pi * beta * ky)
     phase *= filt
-    return out * xp.asarray(phase.astype(np.complex64))
+    y = xp.zeros((len(psi), n * n), dtype=xp.complex64)
+    y[:, xp.asarray(inside)] = out * xp.asarray(phase.astype(np.complex64))
+    return y
 
 
 def _keys_taps(u: NDArray[np.float64], size: int, stride: int) -> list[Any]:

@@ -273,16 +273,18 @@ def test_cpu_warp_matches_the_generic_one(case):
     rng = np.random.default_rng(4)
     p = 40
     which = rng.integers(0, len(images), p)
-    kx, ky = (rng.uniform(-n / 2, n / 2, 300) for _ in range(2))
+    inside = np.sort(rng.choice(n * n, 300, replace=False))
     psi = rng.uniform(-np.pi, np.pi, p)
     mirror = rng.random(p) < 0.5
     shifts = rng.uniform(-3, 3, (p, 2))
     filt = rng.uniform(0, 1, 300).astype(np.float32)
     spectra = _padded_spectra(images, n, np, np.fft)
-    args = (spectra, which, kx, ky, psi, mirror, shifts, filt, n)
+    args = (spectra, which, inside, psi, mirror, shifts, filt, n)
     want = _warped(*args, xp=np)
     got = warp_pairs(*args)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    outside = np.setdiff1d(np.arange(n * n), inside)
+    assert not np.any(got[:, outside])
 
     params = SearchParams(max_shift=2, max_frequency=0.4)
     cpu = CpuBackend.create(threads=1).search(images, refs, params, [Correlation()])
