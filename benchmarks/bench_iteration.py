@@ -122,6 +122,7 @@ def time_iteration(
     warmup: bool = True,
     last: bool = False,
     new_images: bool = False,
+    metrics: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Run one warm-up and ``repeats`` timed iterations; return the best split.
 
@@ -129,6 +130,8 @@ def time_iteration(
     reconstruction) instead of its first (80%, band-limited volumes).
     ``new_images`` drops what the backend keeps of the images before each
     timed iteration (``forget_images``), as if it had not searched them.
+    ``metrics`` names registered metrics scored besides IMED (e.g.
+    ``correlation``, which has no Fourier form: real-space pairs).
     """
     from sigcore import scheduler
     from sigcore.config import ReconstructionConfig
@@ -141,7 +144,7 @@ def time_iteration(
         step=step, max_shift=max_shift, backend=backend_name, seed=0
     )
     registry = default_registry()
-    metrics = [registry.metrics["imed"]()]
+    metrics = [registry.metrics[name]() for name in ("imed", *metrics)]
     loop = scheduler._Loop(prepared, config, backend, metrics)
     # A smooth start close to what iteration 0 sees: the low-passed truth.
     from sigcore.volume import lowpass
@@ -185,6 +188,7 @@ def time_iteration(
         "gallery": len(loop.gallery),
         "shifts": int((2 * max_shift + 1) ** 2),
         "new_images": new_images,
+        "metrics": ["imed", *metrics],
         "significant_pairs": int(pairs),
         "seconds": best,
         "search_flops": flops,
@@ -268,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         help="time searches of images the backend has not kept (a run's first "
         "iteration) instead of a later iteration's",
     )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="also score this registered metric (repeatable; e.g. correlation, "
+        "which is scored on real-space aligned pairs)",
+    )
     p.add_argument("--scaling", action="store_true", help="N, step and box sweeps")
     p.add_argument("--plot", default=None, help="log-log plot of the sweeps (PNG)")
     p.add_argument("--json", action="store_true")
@@ -283,7 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({cal_gflops:.1f} GFLOP/s)",
         flush=True,
     )
-    common = {"max_shift": args.max_shift, "threads": args.threads}
+    common = {
+        "max_shift": args.max_shift,
+        "threads": args.threads,
+        "metrics": tuple(args.metric),
+    }
     rows = []
     cases = [(args.n, args.box, args.step)]
     if args.scaling:
