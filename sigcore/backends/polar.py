@@ -982,6 +982,7 @@ def search_polar(
                 others,
                 xp,
                 warp,
+                fft,
             )
         )
     return SearchResult(
@@ -1104,15 +1105,19 @@ def _band_filter(n: int, params: SearchParams, xp: Any) -> Any:
     return xp.asarray(weight.astype(np.float32))
 
 
-def _band_limited(references: Any, band: Any, xp: Any) -> Any:
-    """Real references filtered by ``band`` (centred, :func:`_band_filter`), float32."""
+def _band_limited(references: Any, band: Any, xp: Any, fft: Any = None) -> Any:
+    """Real references filtered by ``band`` (centred, :func:`_band_filter`), float32.
+
+    ``fft``: the transforms' namespace, ``xp.fft`` by default.
+    """
     refs = xp.fft.fftshift(
-        xp.fft.fft2(
-            xp.fft.ifftshift(xp.asarray(references, dtype=xp.float32), axes=(-2, -1))
+        (fft or xp.fft).fft2(
+            xp.fft.ifftshift(xp.asarray(references, dtype=xp.float32), axes=(-2, -1)),
+            axes=(-2, -1),
         ),
         axes=(-2, -1),
     )
-    return _centred_real(refs * band, xp)
+    return _centred_real(refs * band, xp, fft)
 
 
 def _aligned(
@@ -1124,13 +1129,15 @@ def _aligned(
     band: Any,
     xp: Any,
     warp: Warp | None = None,
+    fft: Any = None,
 ) -> Any:
     """Aligned band-limited real images of pairs from their images' padded DFTs.
 
     ``spectra`` (B, (2n)²) from :func:`_padded_spectra`; pair ``q`` uses row
     ``which[q]``; ``band`` the centred filter (:func:`_band_filter`). Only the
     frequencies inside the band are warped, by ``warp`` (the ``cpu``
-    backend's numba kernel) or :func:`_warped`.
+    backend's numba kernel) or :func:`_warped`; ``fft`` (``xp.fft`` by
+    default) brings them back to real space.
     """
     n = band.shape[-1]
     filt = _host(band).ravel()
@@ -1145,7 +1152,7 @@ def _aligned(
         filt[inside],
         n,
     )
-    return _centred_real(y.reshape(-1, n, n), xp)
+    return _centred_real(y.reshape(-1, n, n), xp, fft)
 
 
 def _warped(
@@ -1216,10 +1223,13 @@ def _keys_taps(u: NDArray[np.float64], size: int, stride: int) -> list[Any]:
     return taps
 
 
-def _centred_real(spectrum: Any, xp: Any) -> Any:
-    """Centred spectra -> real images centred at ``n // 2``, float32."""
+def _centred_real(spectrum: Any, xp: Any, fft: Any = None) -> Any:
+    """Centred spectra -> real images centred at ``n // 2``, float32.
+
+    ``fft``: the inverse transform's namespace, ``xp.fft`` by default.
+    """
     shifted = xp.fft.ifftshift(spectrum, axes=(-2, -1))
-    real = xp.fft.ifft2(shifted, axes=(-2, -1)).real
+    real = (fft or xp.fft).ifft2(shifted, axes=(-2, -1)).real
     return xp.fft.fftshift(real, axes=(-2, -1)).astype(xp.float32)
 
 
@@ -1233,18 +1243,20 @@ def _real_space_metrics(
     metrics: Sequence[Metric],
     xp: Any,
     warp: Warp | None = None,
+    fft: Any = None,
     chunk: int = 256,
 ) -> dict[str, NDArray[Any]]:
     """Metrics without a Fourier form, on aligned real-space pairs.
 
     As :func:`aligned_pairs`, but each image's padded DFT and each
     band-limited reference are formed once, not once per pair; the pairs of
-    an image are warped ``chunk`` at a time (by ``warp``, see :func:`_aligned`).
+    an image are warped ``chunk`` at a time (by ``warp`` and ``fft``, see
+    :func:`_aligned`).
     """
     n_img, n_ref = psi.shape
     n = images.shape[-1]
     band = _band_filter(n, params, xp)
-    refs = _band_limited(references, band, xp)
+    refs = _band_limited(references, band, xp, fft)
     out = {m.name: np.empty((n_img, n_ref), dtype=np.float32) for m in metrics}
     for i in range(n_img):
         spectra = _padded_spectra(
@@ -1261,6 +1273,7 @@ def _real_space_metrics(
                 band,
                 xp,
                 warp,
+                fft,
             )
             for m in metrics:
                 out[m.name][i, j0:j1] = _host(m.score(aligned, refs[j0:j1], xp))
