@@ -49,6 +49,7 @@ def _warp(
     spectra: Any,
     which: Any,
     inside: Any,
+    dest: Any,
     psi: Any,
     mirror: Any,
     shifts: Any,
@@ -99,13 +100,14 @@ def _warp(
             for b in range(4):
                 for a in range(4):
                     acc += row[iy[b] + ix[a]] * np.float32(wx[a] * wy[b])
-            out[q, inside[t]] = acc * np.complex64(ex[jx] * ey[jy] * filt[t])
+            out[q, dest[t]] = acc * np.complex64(ex[jx] * ey[jy] * filt[t])
 
 
 def warp_pairs(
     spectra: Any,
     which: Any,
     inside: Any,
+    dest: Any,
     psi: Any,
     mirror: Any,
     shifts: Any,
@@ -114,7 +116,7 @@ def warp_pairs(
 ) -> Any:
     """``polar._warped`` as one parallel numba loop (same arguments, no ``xp``)."""
     out = np.empty((len(psi), n * n), dtype=np.complex64)
-    _warp(spectra, which, inside, psi, mirror, shifts, filt, n, out)
+    _warp(spectra, which, inside, dest, psi, mirror, shifts, filt, n, out)
     return out
 
 

@@ -1140,25 +1140,38 @@ def _aligned(
     default) brings them back to real space.
     """
     n = band.shape[-1]
+    half = n // 2
     filt = _host(band).ravel()
     inside = np.flatnonzero(filt)
+    ky, kx = np.divmod(inside, n)
+    # Written in FFT order (no ifftshift); for even n, (-1)^(kx + ky) (exact)
+    # centres the inverse transform (no fftshift).
+    dest = ((ky - half) % n) * n + (kx - half) % n
+    weight = filt[inside]
+    if n % 2 == 0:
+        weight = weight * np.where((kx + ky) % 2 == 0, 1.0, -1.0).astype(np.float32)
     y = (warp or functools.partial(_warped, xp=xp))(
         spectra,
         np.asarray(which),
         inside,
+        dest,
         np.deg2rad(np.asarray(psi, dtype=np.float64)),
         np.asarray(mirror, dtype=np.bool_),
         np.asarray(shifts, dtype=np.float64),
-        filt[inside],
+        weight,
         n,
     )
-    return _centred_real(y.reshape(-1, n, n), xp, fft)
+    real = (fft or xp.fft).ifft2(y.reshape(-1, n, n), axes=(-2, -1)).real
+    if n % 2:
+        real = xp.fft.fftshift(real, axes=(-2, -1))
+    return real.astype(xp.float32)
 
 
 def _warped(
     spectra: Any,
     which: NDArray[np.int64],
     inside: NDArray[np.int64],
+    dest: NDArray[np.int64],
     psi: NDArray[np.float64],
     mirror: NDArray[np.bool_],
     shifts: NDArray[np.float64],
@@ -1167,11 +1180,12 @@ def _warped(
     *,
     xp: Any,
 ) -> Any:
-    """Pairs' aligned centred spectra, (p, n * n) complex64, 0 outside the band.
+    """Pairs' aligned spectra, (p, n * n) complex64, 0 but at ``dest``.
 
     Pair ``q``: image ``which[q]`` mirrored, rotated by ``psi[q]`` (radians)
     and shifted, Keys-interpolated from its padded DFT at the centred
-    frequencies ``inside`` (flat indices), times ``filt`` there. The
+    frequencies ``inside`` (flat indices), times ``filt``, written at
+    ``dest`` (flat indices of the output, e.g. in FFT order). The
     geometry is float64 on the host: each axis's four weights and wrapped
     indices are formed once, each tap with its branch of the kernel, and the
     phase of the rotated frequency ``R(-psi) k`` is the product of an x and a
@@ -1198,7 +1212,7 @@ def _warped(
     phase = np.exp(-2j * np.pi * alpha * kx) * np.exp(-2j * np.pi * beta * ky)
     phase *= filt
     y = xp.zeros((len(psi), n * n), dtype=xp.complex64)
-    y[:, xp.asarray(inside)] = out * xp.asarray(phase.astype(np.complex64))
+    y[:, xp.asarray(dest)] = out * xp.asarray(phase.astype(np.complex64))
     return y
 
 

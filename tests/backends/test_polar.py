@@ -279,11 +279,12 @@ def test_cpu_warp_matches_the_generic_one(case):
     shifts = rng.uniform(-3, 3, (p, 2))
     filt = rng.uniform(0, 1, 300).astype(np.float32)
     spectra = _padded_spectra(images, n, np, np.fft)
-    args = (spectra, which, inside, psi, mirror, shifts, filt, n)
+    dest = rng.permutation(n * n)[:300]
+    args = (spectra, which, inside, dest, psi, mirror, shifts, filt, n)
     want = _warped(*args, xp=np)
     got = warp_pairs(*args)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
-    outside = np.setdiff1d(np.arange(n * n), inside)
+    outside = np.setdiff1d(np.arange(n * n), dest)
     assert not np.any(got[:, outside])
 
     params = SearchParams(max_shift=2, max_frequency=0.4)
@@ -292,3 +293,36 @@ def test_cpu_warp_matches_the_generic_one(case):
     np.testing.assert_allclose(
         cpu.metrics["correlation"], generic.metrics["correlation"], atol=1e-4
     )
+
+
+@pytest.mark.parametrize("crop", [0, 1])
+def test_aligned_pairs_in_fft_order_equal_the_centred_path(case, crop):
+    """Warped straight into FFT order, with (-1)^(kx + ky) for even boxes, the
+    aligned images equal the centred spectra's ``ifftshift``/``fftshift``
+    path (odd boxes keep the ``fftshift``)."""
+    from sigcore.backends.polar import (
+        _aligned,
+        _band_filter,
+        _centred_real,
+        _padded_spectra,
+        _warped,
+    )
+
+    images = case[0][:, crop:, crop:]
+    n = images.shape[-1]
+    rng = np.random.default_rng(6)
+    p = 6
+    which = rng.integers(0, len(images), p)
+    psi = rng.uniform(-180.0, 180.0, p)
+    mirror = rng.random(p) < 0.5
+    shifts = rng.uniform(-2, 2, (p, 2))
+    band = _band_filter(n, SearchParams(max_frequency=0.4), np)
+    spectra = _padded_spectra(images, n, np, np.fft)
+    got = _aligned(spectra, which, psi, mirror, shifts, band, np)
+    inside = np.flatnonzero(band)
+    centred = _warped(
+        spectra, which, inside, inside, np.deg2rad(psi), mirror, shifts,
+        band.ravel()[inside], n, xp=np,
+    )  # fmt: skip
+    want = _centred_real(centred.reshape(-1, n, n), np)
+    np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
