@@ -144,8 +144,8 @@ def time_iteration(
         step=step, max_shift=max_shift, backend=backend_name, seed=0
     )
     registry = default_registry()
-    metrics = [registry.metrics[name]() for name in ("imed", *metrics)]
-    loop = scheduler._Loop(prepared, config, backend, metrics)
+    scored = [registry.metrics[name]() for name in ("imed", *metrics)]
+    loop = scheduler._Loop(prepared, config, backend, scored)
     # A smooth start close to what iteration 0 sees: the low-passed truth.
     from sigcore.volume import lowpass
 
