@@ -31,7 +31,14 @@ import numpy as np
 
 from sigcore.backends.polar import ThreadScratch
 
-__all__ = ["RowHarmonics", "RowTables", "phase_planes", "row_harmonics", "row_tables"]
+__all__ = [
+    "RowHarmonics",
+    "RowTables",
+    "phase_planes",
+    "row_harmonics",
+    "row_tables",
+    "rows_from_planes",
+]
 
 
 @dataclass(frozen=True)
@@ -225,22 +232,6 @@ class RowHarmonics:
     low: Any  # (n_low, rows, R) complex64, zero beyond each ring's cut-off
     mid: tuple[Any, Any] | None  # (rows, n_mid, R') real and imaginary
 
-    def copy(self) -> RowHarmonics:
-        """Owned copies of the arrays (:func:`row_harmonics` returns scratch)."""
-        return RowHarmonics(
-            self.a_re.copy(),
-            self.a_im.copy(),
-            self.norm2.copy(),
-            self.low.copy(),
-            None if self.mid is None else (self.mid[0].copy(), self.mid[1].copy()),
-        )
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the arrays."""
-        arrays = [self.a_re, self.a_im, self.norm2, self.low, *(self.mid or ())]
-        return sum(a.nbytes for a in arrays)
-
 
 def row_harmonics(
     samples: Any,
@@ -288,13 +279,6 @@ def row_harmonics(
     packed = (rows, int(tables.offsets[-1]))
     a_re = scratch.get("rows_re", packed, np.float32)
     a_im = scratch.get("rows_im", packed, np.float32)
-    norm2 = scratch.get("rows_norm2", (rows, n_harmonics), np.float32)
-    norm2.fill(0.0)
-    low = scratch.get("rows_low", (n_low, rows, n_rings), np.complex64)
-    mid_ring, mid_k0, n_mid = (n_rings, 0, 0) if mid is None else mid
-    planes = (rows, n_mid, n_rings - mid_ring)
-    mid_re = scratch.get("rows_mid_re", planes, np.float32)
-    mid_im = scratch.get("rows_mid_im", planes, np.float32)
     buffer = scratch.get("rows_work", (rows * tables.scratch_per_row,), np.float32)
     # A group of rings at a time: its samples and products stay in cache.
     # The products of every group are kept and unpacked a row at a time:
@@ -318,6 +302,46 @@ def row_harmonics(
         np.matmul(xs[:, :half], even, out=ys[:, :n_even])
         np.matmul(xs[:, half:], odd, out=ys[:, n_even:])
     _unpack(y, ring_start, tables.ring_end, tables.offsets, a_re, a_im)
+    return rows_from_planes(a_re, a_im, tables, n_harmonics, n_low, mid, scratch)
+
+
+def rows_from_planes(
+    a_re: Any,
+    a_im: Any,
+    tables: RowTables,
+    n_harmonics: int,
+    n_low: int,
+    mid: tuple[int, int, int] | None,
+    scratch: ThreadScratch,
+) -> RowHarmonics:
+    """The rows' norms, dense harmonics and third-tier planes from packed planes.
+
+    What :func:`row_harmonics` derives last (one pass, about a twentieth of
+    its time): a search that kept only the packed planes of a chunk
+    (``(rows, P)`` float32 each) gets the rest again from here.
+
+    Parameters
+    ----------
+    a_re, a_im : ndarray, shape (rows, P), float32
+        Packed planes (:func:`sigcore.backends._numba_kernels.pack_rings` layout).
+    tables : RowTables
+    n_harmonics, n_low, mid, scratch
+        As :func:`row_harmonics`.
+
+    Returns
+    -------
+    RowHarmonics
+        With ``a_re`` and ``a_im`` as given.
+    """
+    rows = a_re.shape[0]
+    n_rings = len(tables.ring_end)
+    norm2 = scratch.get("rows_norm2", (rows, n_harmonics), np.float32)
+    norm2.fill(0.0)
+    low = scratch.get("rows_low", (n_low, rows, n_rings), np.complex64)
+    mid_ring, mid_k0, n_mid = (n_rings, 0, 0) if mid is None else mid
+    planes = (rows, n_mid, n_rings - mid_ring)
+    mid_re = scratch.get("rows_mid_re", planes, np.float32)
+    mid_im = scratch.get("rows_mid_im", planes, np.float32)
     _derive(
         tables.ring_end, tables.offsets, a_re, a_im, norm2, low, mid_re, mid_im,
         mid_ring, mid_k0,

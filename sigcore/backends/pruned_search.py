@@ -31,7 +31,12 @@ import numpy as np
 
 from sigcore.alignment import SearchParams
 from sigcore.backends import _numba_kernels as kernels
-from sigcore.backends._numba_rows import phase_planes, row_harmonics, row_tables
+from sigcore.backends._numba_rows import (
+    phase_planes,
+    row_harmonics,
+    row_tables,
+    rows_from_planes,
+)
 from sigcore.backends.polar import ImageCache, PolarGrid, RingSearch, polar_grid
 
 __all__ = [
@@ -118,8 +123,9 @@ class PrunedRingSearch(RingSearch):
 
         Each ring's kept harmonics come from two real GEMMs of its half-circle
         samples (:mod:`sigcore.backends._numba_rows`), written straight into
-        the packed planes, the dense harmonics and the third tier's planes
-        (kept whole in ``kept`` when it has room: they depend on the level).
+        the packed planes, the dense harmonics and the third tier's planes.
+        ``kept`` keeps the packed planes when it has room (the rest is derived
+        from them again, a twentieth of the cost).
         Once the search has fallen back to every product, the FFT path.
         """
         if self.exhaustive:
@@ -128,25 +134,21 @@ class PrunedRingSearch(RingSearch):
         mid = None
         if n_dense == _MID and self.mid_b is not None:
             mid = (self.mid_ring, _MID, _MID)
-        name = None if kept is None else ("packed", n_dense, mid, kept[1])
-        h = None if kept is None else kept[0].rows(name)
-        if h is None:
+        args = (self.tables, self.grid.n_harmonics, n_dense, mid, self.scratch)
+        name = None if kept is None else ("packed", kept[1])
+        planes = None if kept is None else kept[0].rows(name)
+        if planes is not None:
+            h = rows_from_planes(*planes, *args)
+        else:
             if self._phase is None or self._phase[0] is not phase_conj:
                 self._phase = (phase_conj, phase_planes(phase_conj, self.tables))
             h = row_harmonics(
-                samples,
-                1.0 / np.asarray(norm, dtype=np.float32),
-                self._phase[1],
-                self.tables,
-                self.grid.n_harmonics,
-                n_dense,
-                mid,
-                self.scratch,
-            )
+                samples, 1.0 / np.asarray(norm, dtype=np.float32), self._phase[1],
+                *args,
+            )  # fmt: skip
             if kept is not None:  # h's arrays are the thread's scratch
-                owned = h.copy()
-                if kept[0].keep_rows(name, owned, owned.nbytes):
-                    h = owned
+                owned = (h.a_re.copy(), h.a_im.copy())
+                kept[0].keep_rows(name, owned, 2 * owned[0].nbytes)
         return self._state(h.a_re, h.a_im, h.norm2, h.low, h.mid, None, ref_chunk)
 
     def rows(self, a: Any, ref_chunk: int) -> _Rows:
