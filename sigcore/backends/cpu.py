@@ -44,7 +44,7 @@ __all__ = ["CpuBackend"]
 # 32 MiB: 4.40, 3.94, 3.62, 3.84 s for 120 images x 1650 references, one thread).
 _CHUNK_BYTES = 16 * 2**20
 # Prepared image rows kept between a run's searches, at most: they take about
-# 2.5 MB per image at 64², shifts +-6, and forming them again is about a sixth
+# 1.8 MB per image at 64², shifts +-6, and forming them again is about a sixth
 # of every later search (issue 6). The budget is also capped at a sixteenth of
 # the machine's memory (_kept_rows_budget).
 _KEPT_ROWS_BYTES = 2 * 2**30
