@@ -608,14 +608,14 @@ class ImageCache:
         """The rows kept under ``name`` for the current images, or None."""
         return self._rows.get(name)
 
-    def keep_rows(self, name: Hashable, rows: Any, nbytes: int) -> bool:
-        """Keep ``rows`` (owned arrays, never written) if the budget allows."""
+    def keep_rows(self, name: Hashable, make: Callable[[], Any], nbytes: int) -> None:
+        """Keep ``make()`` (owned arrays of ``nbytes``, never written) under
+        ``name`` if the budget allows; ``make`` is not called where it does not."""
         with self._lock:
             if self._rows_bytes + nbytes > self.rows_budget:
-                return False
-            self._rows[name] = rows
+                return
             self._rows_bytes += nbytes
-            return True
+        self._rows[name] = make()
 
     @property
     def rows_bytes(self) -> int:
@@ -697,10 +697,8 @@ class RingSearch:
         a = None if kept is None else kept[0].rows(name)
         if a is None:
             a = self._harmonics(samples, norm, phase_conj)
-            if kept is not None:
-                owned = self.xp.ascontiguousarray(a)  # ``a`` is a view
-                if kept[0].keep_rows(name, owned, owned.nbytes):
-                    a = owned
+            if kept is not None:  # ``a`` is a view of a temporary
+                kept[0].keep_rows(name, lambda: self.xp.ascontiguousarray(a), a.nbytes)
         return self.rows(a, ref_chunk)
 
     def _harmonics(self, samples: Any, norm: Any, phase_conj: Any) -> Any:

@@ -147,8 +147,9 @@ class PrunedRingSearch(RingSearch):
                 *args,
             )  # fmt: skip
             if kept is not None:  # h's arrays are the thread's scratch
-                owned = (h.a_re.copy(), h.a_im.copy())
-                kept[0].keep_rows(name, owned, 2 * owned[0].nbytes)
+                kept[0].keep_rows(
+                    name, lambda: (h.a_re.copy(), h.a_im.copy()), 2 * h.a_re.nbytes
+                )
         return self._state(h.a_re, h.a_im, h.norm2, h.low, h.mid, None, ref_chunk)
 
     def rows(self, a: Any, ref_chunk: int) -> _Rows:
